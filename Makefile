@@ -1,0 +1,42 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+MODEL := models/model.joblib
+
+.PHONY: run test train bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+$(MODEL): | $(VENV)/.installed
+	$(BIN)/python -m taxifare train --out models
+
+## run: install, train a model on first run, serve the function on $(PORT) (gunicorn)
+run: $(VENV)/.installed $(MODEL)
+	$(BIN)/functions-framework --target predict --source main.py --port $(PORT)
+
+## train: retrain models/ on the default data (or DATA=path_or_gs_uri)
+train: $(VENV)/.installed
+	$(BIN)/python -m taxifare train --out models $(if $(DATA),--data $(DATA))
+
+## test: install dev dependencies and run the whole suite
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest
+
+## bench: the benchmarks behind the numbers in the README
+bench: $(VENV)/.dev-installed
+	$(BIN)/python scripts/benchmark_model.py
+
+clean:
+	rm -rf $(VENV) models .pytest_cache

@@ -1,0 +1,107 @@
+"""Explicit, counted cleaning rules for raw Kaggle rides.
+
+Each rule names a defect found in the real data, says why such a ride cannot be learned from,
+and drops the rows that have it. Rules run in order and a row is counted under the first rule
+it breaks, so the counts add up to the rows removed. One defect is repaired instead of dropped:
+points whose latitude and longitude were swapped.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from taxifare import geo
+from taxifare.schema import (
+    COORDINATE_COLUMNS,
+    DROPOFF_LATITUDE,
+    DROPOFF_LONGITUDE,
+    FARE,
+    INPUT_COLUMNS,
+    LATITUDE_RANGE,
+    LONGITUDE_RANGE,
+    PASSENGER_COUNT,
+    PASSENGER_RANGE,
+    PICKUP_LATITUDE,
+    PICKUP_LONGITUDE,
+)
+
+FARE_RANGE = (2.5, 500.0)
+"""$2.50 was the meter's initial charge (2009-2015); nothing legitimate costs more than $500."""
+
+MIN_TRIP_KM = 0.1
+SWAPPED_COORDINATES = "swapped_coordinates_repaired"
+POINTS = ((PICKUP_LONGITUDE, PICKUP_LATITUDE), (DROPOFF_LONGITUDE, DROPOFF_LATITUDE))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A defect: its name, why it disqualifies a ride, and a mask of the rows that have it."""
+
+    name: str
+    reason: str
+    broken: Callable[[pd.DataFrame], pd.Series]
+
+
+def _between(values: pd.Series, bounds: tuple[float, float]) -> pd.Series:
+    return values.between(*bounds)
+
+
+def _outside_area(rides: pd.DataFrame) -> pd.Series:
+    inside = pd.Series(True, index=rides.index)
+    for lon, lat in POINTS:
+        inside &= _between(rides[lon], LONGITUDE_RANGE) & _between(rides[lat], LATITUDE_RANGE)
+    return ~inside
+
+
+RULES = (
+    Rule("missing_values", "a fare, time, coordinate or passenger count is empty or unparseable",
+         lambda r: r[[FARE, *INPUT_COLUMNS]].isna().any(axis=1)),
+    Rule("fare_out_of_range", f"fare outside ${FARE_RANGE[0]:.2f}-${FARE_RANGE[1]:.0f}: refunds, test entries, typos",
+         lambda r: ~_between(r[FARE], FARE_RANGE)),
+    Rule("zero_coordinates", "a coordinate is exactly 0: the meter had no GPS fix",
+         lambda r: (r[list(COORDINATE_COLUMNS)] == 0).any(axis=1)),
+    Rule("outside_service_area", f"a point outside latitude {LATITUDE_RANGE} / longitude {LONGITUDE_RANGE}",
+         _outside_area),
+    Rule("trip_under_100m", f"pickup and dropoff under {MIN_TRIP_KM * 1000:.0f} m apart: the GPS froze or the ride was "
+         "cancelled, so the fare says nothing about the trip (the real data has $179 for 47 m)",
+         lambda r: geo.haversine_km(*(r[c] for c in COORDINATE_COLUMNS)) < MIN_TRIP_KM),
+    Rule("passenger_count_out_of_range", f"passengers not a whole number from {PASSENGER_RANGE[0]} to {PASSENGER_RANGE[1]}",
+         lambda r: ~_between(r[PASSENGER_COUNT], PASSENGER_RANGE) | (r[PASSENGER_COUNT] % 1 != 0)),
+)
+
+
+@dataclass
+class CleaningResult:
+    """The valid rides and, per rule, how many rows it removed (or repaired)."""
+
+    rides: pd.DataFrame
+    counts: dict[str, int]
+    rows_in: int
+
+
+def repair_swapped_coordinates(rides: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Swap back points whose latitude is a NYC longitude and longitude a NYC latitude."""
+    rides = rides.copy()
+    repaired = pd.Series(False, index=rides.index)
+    for lon, lat in POINTS:
+        swapped = _between(rides[lon], LATITUDE_RANGE) & _between(rides[lat], LONGITUDE_RANGE)
+        longitudes, latitudes = rides[lon].to_numpy(), rides[lat].to_numpy()
+        rides[lon], rides[lat] = np.where(swapped, latitudes, longitudes), np.where(swapped, longitudes, latitudes)
+        repaired |= swapped
+    return rides, int(repaired.sum())
+
+
+def clean_rides(rides: pd.DataFrame) -> CleaningResult:
+    """Repair swapped points, then drop rows by the rules in order, counting each rule's rows."""
+    rides, repaired = repair_swapped_coordinates(rides)
+    counts = {SWAPPED_COORDINATES: repaired}
+    keep = np.ones(len(rides), dtype=bool)
+    for rule in RULES:
+        broken = rule.broken(rides).to_numpy() & keep
+        counts[rule.name] = int(broken.sum())
+        keep &= ~broken
+    clean = rides[keep].reset_index(drop=True)
+    clean[PASSENGER_COUNT] = clean[PASSENGER_COUNT].astype(np.int64)
+    return CleaningResult(rides=clean, counts=counts, rows_in=len(rides))

