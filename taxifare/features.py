@@ -8,7 +8,6 @@ building a DataFrame alone would cost half our latency budget). Everything is ve
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -43,6 +42,8 @@ def utc_seconds(values) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind == "M":
         return values.astype("datetime64[s]").astype(np.int64)
     if getattr(getattr(values, "dtype", None), "tz", None) is None:
+        import pandas as pd  # only for strings: keeps pandas out of the server's startup
+
         values = pd.to_datetime(values, utc=True, format="mixed")
     return np.asarray(values.to_numpy(dtype="datetime64[s]")).astype(np.int64)
 
@@ -80,32 +81,27 @@ class RideFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Features of each ride as a float64 array of shape (n_rides, n_features)."""
         check_is_fitted(self, "landmark_names_")
+        return self.compute(X)
+
+    def compute(self, X) -> np.ndarray:
+        """`transform` without scikit-learn's per-call checks: the request path's entry point."""
         lon1, lat1, lon2, lat2, passengers = (
             np.asarray(X[name], dtype=np.float64)
             for name in (PICKUP_LONGITUDE, PICKUP_LATITUDE, DROPOFF_LONGITUDE, DROPOFF_LATITUDE, PASSENGER_COUNT)
         )
-        ends_lon = np.concatenate([lon1, lon2])[:, None]
-        ends_lat = np.concatenate([lat1, lat2])[:, None]
-        to_landmarks = geo.haversine_km(ends_lon, ends_lat, self.landmark_points_[:, 0], self.landmark_points_[:, 1])
         n = len(lon1)
-        columns = [
-            lon1, lat1, lon2, lat2, passengers,
-            geo.haversine_km(lon1, lat1, lon2, lat2),
-            geo.manhattan_km(lon1, lat1, lon2, lat2),
-            geo.bearing_deg(lon1, lat1, lon2, lat2),
-        ]
+        east, north = geo.trip_offsets_km(lon1, lat1, lon2, lat2)
+        to_landmarks = geo.haversine_km(
+            np.concatenate([lon1, lon2])[:, None], np.concatenate([lat1, lat2])[:, None],
+            self.landmark_points_[:, 0], self.landmark_points_[:, 1],
+        )
         utc = utc_seconds(X[PICKUP_DATETIME])
         local = local_time.to_local_seconds(utc, self.offset_instants_, self.offsets_)
         clock = local_time.civil_time(local)
-        features = np.empty((n, len(columns) + to_landmarks.shape[1] * 2 + len(TIME_FEATURES)))
-        for i, column in enumerate(columns):
-            features[:, i] = column
-        k = len(columns)
-        features[:, k : k + 2 * to_landmarks.shape[1]] = np.concatenate([to_landmarks[:n], to_landmarks[n:]], axis=1)
-        features[:, -6] = clock.year
-        features[:, -5] = clock.month
-        features[:, -4] = clock.weekday
-        features[:, -3] = clock.seconds_of_day / 3600
-        features[:, -2] = (utc - EPOCH_2009) / SECONDS_PER_YEAR
-        features[:, -1] = local >= RATE_CHANGE_LOCAL_SECONDS
-        return features
+        return np.column_stack([
+            lon1, lat1, lon2, lat2, passengers,
+            geo.haversine_km(lon1, lat1, lon2, lat2), geo.manhattan_km(east, north), geo.bearing_deg(east, north),
+            to_landmarks[:n], to_landmarks[n:],
+            clock.year, clock.month, clock.weekday, clock.seconds_of_day / 3600,
+            (utc - EPOCH_2009) / SECONDS_PER_YEAR, local >= RATE_CHANGE_LOCAL_SECONDS,
+        ]).astype(np.float64, copy=False)

@@ -4,6 +4,7 @@ scikit-learn's HistGradientBoostingRegressor.predict costs ~9 microseconds per t
 (input validation plus one Cython call per tree): 500 trees take ~5 ms. Here every tree's
 nodes live in a few shared arrays, and one row walks all trees together, one level per step,
 so a prediction costs a few dozen numpy operations whatever the number of trees.
+The work grows with rows x nodes, so it only pays for small batches (see predictor.py).
 """
 
 import numpy as np
@@ -39,17 +40,19 @@ class FlatTrees:
         self.baseline = float(np.ravel(regressor._baseline_prediction)[0])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Sum of every tree's leaf value plus the baseline, for each row of X (n_rows, n_features)."""
+        """Sum of every tree's leaf value plus the baseline, for each row of X (n_rows, n_features).
+
+        Every node's decision is taken at once (one gather and one comparison over all nodes);
+        then each level of the walk is a single lookup into those decisions.
+        """
         X = np.asarray(X, dtype=np.float64)
-        n_rows, n_features = X.shape
-        flat = X.ravel()
-        row_start = (np.arange(n_rows) * n_features)[:, None]
-        has_missing = np.isnan(flat).any()
-        node = np.broadcast_to(self.roots, (n_rows, len(self.roots)))
+        values = X[:, self.feature]
+        go_left = values <= self.threshold
+        if np.isnan(X).any():
+            go_left |= np.isnan(values) & self.missing_left
+        decisions = go_left.ravel()
+        row_start = (np.arange(len(X)) * len(self.feature))[:, None]
+        node = np.broadcast_to(self.roots, (len(X), len(self.roots)))
         for _ in range(self.depth):
-            value = flat[row_start + self.feature[node]]
-            go_left = value <= self.threshold[node]
-            if has_missing:
-                go_left |= np.isnan(value) & self.missing_left[node]
-            node = self.children[2 * node + go_left]
+            node = self.children[2 * node + decisions[row_start + node]]
         return self.value[node].sum(axis=1) + self.baseline

@@ -22,25 +22,22 @@ def haversine_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
 
 
-def _local_km(lon1, lat1, lon2, lat2):
-    """East and north offsets in km on a flat map around the trip (exact enough within a city)."""
+def trip_offsets_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """East and north displacement in km on a flat map around the trip (exact enough within a city)."""
     km_per_degree = np.radians(EARTH_RADIUS_KM)
-    mean_lat = np.radians((lat1 + lat2) / 2)
-    east = (lon2 - lon1) * km_per_degree * np.cos(mean_lat)
+    east = (lon2 - lon1) * km_per_degree * np.cos(np.radians((lat1 + lat2) / 2))
     north = (lat2 - lat1) * km_per_degree
     return east, north
 
 
-def manhattan_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+def manhattan_km(east: np.ndarray, north: np.ndarray) -> np.ndarray:
     """Distance along Manhattan's street grid (axes rotated 29 degrees), what a cab really drives."""
-    east, north = _local_km(lon1, lat1, lon2, lat2)
     theta = np.radians(MANHATTAN_GRID_ROTATION_DEG)
     along_avenues = east * np.sin(theta) + north * np.cos(theta)
     along_streets = east * np.cos(theta) - north * np.sin(theta)
     return np.abs(along_avenues) + np.abs(along_streets)
 
 
-def bearing_deg(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+def bearing_deg(east: np.ndarray, north: np.ndarray) -> np.ndarray:
     """Direction of travel in degrees clockwise from north, in [-180, 180]."""
-    east, north = _local_km(lon1, lat1, lon2, lat2)
     return np.degrees(np.arctan2(east, north))

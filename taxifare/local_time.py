@@ -21,7 +21,6 @@ class CivilTime:
 
     year: np.ndarray
     month: np.ndarray
-    day: np.ndarray
     weekday: np.ndarray
     """Monday is 0, as in Python's datetime."""
     seconds_of_day: np.ndarray
@@ -60,19 +59,12 @@ def to_local_seconds(utc_seconds: np.ndarray, instants: np.ndarray, offsets: np.
 
 
 def civil_time(local_seconds: np.ndarray) -> CivilTime:
-    """Calendar fields of wall-clock epoch seconds (proleptic Gregorian, H. Hinnant's algorithm)."""
+    """Calendar fields of wall-clock epoch seconds, through numpy's datetime64 calendar arithmetic."""
+    months = np.asarray(local_seconds).astype("datetime64[s]").astype("datetime64[M]").astype(np.int64)
     days, seconds_of_day = np.divmod(local_seconds, SECONDS_PER_DAY)
-    z = days + 719_468
-    era = z // 146_097
-    day_of_era = z - era * 146_097
-    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
-    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
-    shifted_month = (5 * day_of_year + 2) // 153
-    month = np.where(shifted_month < 10, shifted_month + 3, shifted_month - 9)
     return CivilTime(
-        year=year_of_era + era * 400 + (month <= 2),
-        month=month,
-        day=day_of_year - (153 * shifted_month + 2) // 5 + 1,
+        year=months // 12 + 1970,
+        month=months % 12 + 1,
         weekday=(days + 3) % 7,
         seconds_of_day=seconds_of_day,
     )

@@ -23,7 +23,7 @@ class FarePredictor:
 
     def predict(self, rides) -> np.ndarray:
         """Fares for rides given as a DataFrame or a dict of equal-length column arrays."""
-        X = self.features.transform(rides)
+        X = self.features.compute(rides)
         if len(X) <= FLAT_TREES_MAX_ROWS:
             return self.trees.predict(X)
         return self.regressor.predict(X)

@@ -1,5 +1,7 @@
 """Read and write bytes at a local path or a `gs://bucket/object` URI.
 
+google-cloud-storage is imported on first use: a server with a local model never pays for it.
+
 The same code serves training data, model uploads and model loading. Against an emulator, set
 `STORAGE_EMULATOR_HOST`: google-cloud-storage then needs no credentials.
 """
@@ -39,10 +41,19 @@ def open_binary(uri: str) -> BinaryIO:
 
 
 def read_bytes(uri: str, timeout: float = 60.0) -> bytes:
-    """The whole object, in memory (Cloud Run's disk is RAM anyway)."""
-    if is_gcs_uri(uri):
-        return _blob(uri).download_as_bytes(timeout=timeout)
-    return Path(uri).read_bytes()
+    """The whole object, in memory (Cloud Run's disk is RAM anyway), within about `timeout` seconds.
+
+    A missing GCS object raises FileNotFoundError, like a missing file.
+    """
+    if not is_gcs_uri(uri):
+        return Path(uri).read_bytes()
+    from google.api_core.exceptions import NotFound
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    try:
+        return _blob(uri).download_as_bytes(timeout=timeout, retry=DEFAULT_RETRY.with_timeout(timeout))
+    except NotFound:
+        raise FileNotFoundError(f"no object at {uri}") from None
 
 
 def copy_file(path: Path, uri: str, content_type: str = "application/octet-stream") -> None:

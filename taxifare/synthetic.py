@@ -82,7 +82,7 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
     hour = local.hour.to_numpy()
     weekday = local.day_of_week.to_numpy() < 5
     after = np.asarray(local >= RATE_CHANGE)
-    road_miles = geo.manhattan_km(lon1, lat1, lon2, lat2) * rng.uniform(1.0, 1.25, n) / KM_PER_MILE
+    road_miles = geo.manhattan_km(*geo.trip_offsets_km(lon1, lat1, lon2, lat2)) * rng.uniform(1.0, 1.25, n) / KM_PER_MILE
     rush = weekday & (((hour >= 7) & (hour < 10)) | ((hour >= 16) & (hour < 20)))
     slow_minutes = road_miles * np.where(rush, 2.5, 1.0) * rng.gamma(2.0, 0.6, n)
     unit = np.where(after, 0.50, 0.40)

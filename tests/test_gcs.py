@@ -38,11 +38,9 @@ def test_train_uploads_versioned_and_latest_copies(gcs, shared_csvs, tmp_path, c
     load_pipeline(storage.read_bytes(f"gs://{BUCKET}/models/latest/{MODEL_FILE}"))
 
 
-def test_missing_object_is_an_error_naming_it(gcs):
+def test_missing_object_is_file_not_found_naming_it(gcs):
     gcs.create_bucket(BUCKET)
-    from google.api_core.exceptions import NotFound
-
-    with pytest.raises(NotFound):
+    with pytest.raises(FileNotFoundError, match=f"gs://{BUCKET}/nope.joblib"):
         storage.read_bytes(f"gs://{BUCKET}/nope.joblib")
 
 

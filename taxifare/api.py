@@ -1,0 +1,123 @@
+"""The HTTP API: which path and method go where, and how each outcome is answered.
+
+Read top to bottom: `handle` (log + safety net) -> `route` -> one handler per endpoint.
+Parsing lives in request_parsing.py, field checks in validation.py, the model in model_store.py.
+"""
+
+import logging
+import re
+import time
+from importlib.resources import files
+
+import numpy as np
+from flask import Request, Response
+
+from taxifare.model_store import ModelStore, ModelUnavailable
+from taxifare.openapi import openapi_spec
+from taxifare.request_log import log_request
+from taxifare.request_parsing import RequestError, Shape, parse_ride_request
+from taxifare.responses import error_response, html_response, json_response, preflight_response
+from taxifare.validation import InvalidRides, validate_records
+
+GREETING = {"greeting": "Hello"}
+PREDICT_PATHS = {"/", "/predict"}
+KSERVE_PATH = re.compile(r"^/v1/models/[\w.-]+:predict$")
+READ_METHODS = {"GET", "HEAD"}
+PREDICT_METHODS = READ_METHODS | {"POST"}
+DOCS_HTML = files("taxifare").joinpath("docs.html").read_text(encoding="utf-8")
+
+log = logging.getLogger(__name__)
+
+
+def handle(request: Request, store: ModelStore) -> Response:
+    """Answer one request and log it; an unexpected error becomes a plain 500, never a trace."""
+    started = time.perf_counter()
+    rows, error = 0, None
+    try:
+        response, rows = route(request, store)
+    except Exception as unexpected:  # the safety net: every known failure is answered before here
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response, error = error_response(500, "internal error"), type(unexpected).__name__
+    model = store.loaded
+    log_request(request, response.status_code, time.perf_counter() - started, model and model.version, rows, error)
+    return response
+
+
+def route(request: Request, store: ModelStore) -> tuple[Response, int]:
+    """Dispatch on path and method; returns the response and the number of rides priced."""
+    method, path = request.method, request.path
+    if method == "OPTIONS":
+        return preflight_response(), 0
+    if path in PREDICT_PATHS or KSERVE_PATH.match(path):
+        if method not in PREDICT_METHODS:
+            return not_allowed(method, path, "GET, POST, OPTIONS"), 0
+        if path == "/" and method in READ_METHODS and not request.args:
+            return json_response(GREETING), 0
+        return predict(request, store)
+    page = PAGES.get(path)
+    if page is None:
+        return error_response(404, f"no such endpoint: {path[:100]}", {"path": "see /docs for the API"}), 0
+    if method not in READ_METHODS:
+        return not_allowed(method, path, "GET, OPTIONS"), 0
+    return page(store), 0
+
+
+def not_allowed(method: str, path: str, allow: str) -> Response:
+    return error_response(405, f"method {method} is not allowed on {path[:100]}", {"method": f"use {allow}"},
+                          {"Allow": allow})
+
+
+def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
+    """Price the rides of a request in one vectorised call and answer in the caller's shape."""
+    shape = Shape.SINGLE
+    try:
+        rides = parse_ride_request(request)
+        shape = rides.shape
+        columns = validate_records(rides.records, rides.row_label)
+        model = store.get()
+    except RequestError as refused:
+        return refusal(refused.status, refused.message, refused.details, refused.shape), 0
+    except InvalidRides as invalid:
+        return refusal(400, "invalid ride fields", invalid.details, shape), 0
+    except ModelUnavailable as down:
+        return refusal(503, "model unavailable, retry shortly", {"model": down.reason}, shape,
+                       {"Retry-After": str(max(down.retry_after, 1))}), 0
+    fares = np.round(model.predictor.predict(columns), 2).tolist()
+    body = {shape.value: fares[0]} if shape is Shape.SINGLE else {shape.value: fares}
+    return json_response(body), len(fares)
+
+
+def refusal(status: int, message: str, details: dict[str, str], shape: Shape,
+            headers: dict[str, str] | None = None) -> Response:
+    """An error in the caller's convention: BigQuery wants {"errorMessage"}, everyone else our error body."""
+    if shape is Shape.BIGQUERY:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in details.items())
+        return json_response({"errorMessage": f"{message}: {reasons}" if reasons else message}, status, headers)
+    return error_response(status, message, details, headers)
+
+
+def health(store: ModelStore) -> Response:
+    """200 once the model can be served, 503 (with Retry-After) otherwise."""
+    try:
+        model = store.get()
+    except ModelUnavailable as down:
+        return json_response({"status": "unavailable", "reason": down.reason}, 503,
+                             {"Retry-After": str(max(down.retry_after, 1))})
+    return json_response({"status": "ok", "model_version": model.version, "model_sha256": model.metadata["sha256"]})
+
+
+def model_info(store: ModelStore) -> Response:
+    """The serving model's metadata (its model.json)."""
+    try:
+        return json_response(store.get().metadata)
+    except ModelUnavailable as down:
+        return error_response(503, "model unavailable, retry shortly", {"model": down.reason},
+                              {"Retry-After": str(max(down.retry_after, 1))})
+
+
+PAGES = {
+    "/health": health,
+    "/model": model_info,
+    "/openapi.json": lambda store: json_response(openapi_spec()),
+    "/docs": lambda store: html_response(DOCS_HTML),
+}

@@ -1,0 +1,111 @@
+"""The OpenAPI 3.1 description of the API, served at /openapi.json and rendered by /docs."""
+
+from functools import cache
+
+from taxifare import __version__
+from taxifare.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.ride_time import EXAMPLE
+from taxifare.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
+from taxifare.validation import ALIASES
+
+EXAMPLE_RIDE = {
+    "pickup_datetime": EXAMPLE, "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,
+    "dropoff_longitude": -73.984365, "dropoff_latitude": 40.769802, "passenger_count": 1,
+}
+DATETIME_HELP = ("Pickup time. Naive = New York local time; ' UTC' suffix = UTC (Kaggle format); ISO 8601 with 'T', "
+                 "an offset or 'Z' accepted. DST: a time in the spring gap keeps the pre-jump offset, an ambiguous "
+                 "autumn time is its first (EDT) occurrence. Years 2009-2099.")
+
+
+def _coordinate(axis: str, bounds: tuple[float, float], where: str) -> dict:
+    return {"type": ["number", "string"], "description": f"{where} {axis}, NYC service area {bounds[0]} to {bounds[1]}",
+            "example": EXAMPLE_RIDE[f"{where}_{axis}"]}
+
+
+def _ride_properties() -> dict:
+    return {
+        "pickup_datetime": {"type": "string", "description": DATETIME_HELP, "example": EXAMPLE},
+        "pickup_longitude": _coordinate("longitude", LONGITUDE_RANGE, "pickup"),
+        "pickup_latitude": _coordinate("latitude", LATITUDE_RANGE, "pickup"),
+        "dropoff_longitude": _coordinate("longitude", LONGITUDE_RANGE, "dropoff"),
+        "dropoff_latitude": _coordinate("latitude", LATITUDE_RANGE, "dropoff"),
+        "passenger_count": {"type": ["integer", "string"], "description": f"whole number {PASSENGER_RANGE[0]}-{PASSENGER_RANGE[1]}",
+                            "example": 1},
+    }
+
+
+def _json(schema_ref: str) -> dict:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}
+
+
+def _errors(*statuses: int) -> dict:
+    meaning = {400: "invalid input: the details name each field and reason", 405: "method not allowed",
+               413: f"body over {MAX_BODY_BYTES:,} bytes or more than {MAX_ROWS:,} rides",
+               503: "model unavailable; retry after the Retry-After seconds"}
+    return {str(s): {"description": meaning[s], "content": _json("Error")} for s in statuses}
+
+
+def _query_parameters() -> list[dict]:
+    aliases = {canonical: alias for alias, canonical in ALIASES.items()}
+    return [{"name": name, "in": "query", "required": False,
+             "description": f"{_ride_properties()[name]['description']}" + (f" (alias: {aliases[name]})" if name in aliases else ""),
+             "schema": {"type": "string"}, "example": str(EXAMPLE_RIDE[name])} for name in INPUT_COLUMNS]
+
+
+@cache
+def openapi_spec() -> dict:
+    """The whole document (built once)."""
+    fare = {"200": {"description": "the predicted fare in US dollars", "content": _json("Fare")}}
+    post_body = {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+        {"$ref": "#/components/schemas/Ride"}, {"$ref": "#/components/schemas/Instances"},
+        {"$ref": "#/components/schemas/BigQueryCalls"}]}, "example": EXAMPLE_RIDE}}}
+    post_responses = {"200": {"description": "a fare, predictions or replies, matching the request's shape",
+                              "content": {"application/json": {"schema": {"oneOf": [
+                                  {"$ref": "#/components/schemas/Fare"}, {"$ref": "#/components/schemas/Predictions"},
+                                  {"$ref": "#/components/schemas/Replies"}]}}}},
+                      **_errors(400, 413, 503)}
+    predict_get = {"summary": "Predict one fare from a query string", "parameters": _query_parameters(),
+                   "responses": {**fare, **_errors(400, 503)}}
+    predict_post = {"summary": "Predict from JSON: one ride, Vertex/KServe instances, or a BigQuery remote-function call",
+                    "requestBody": post_body, "responses": post_responses}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "taxifare", "version": __version__,
+                 "description": "What will this New York taxi ride cost? Fares from a model trained on real NYC rides."},
+        "paths": {
+            "/": {"get": {**predict_get, "summary": 'With no parameters: {"greeting": "Hello"}; with ride fields: a fare',
+                          "responses": {"200": {"description": "greeting or fare", "content": {"application/json": {
+                              "schema": {"oneOf": [{"$ref": "#/components/schemas/Greeting"}, {"$ref": "#/components/schemas/Fare"}]}}}},
+                              **_errors(400, 503)}},
+                  "post": predict_post},
+            "/predict": {"get": predict_get, "post": predict_post},
+            "/health": {"get": {"summary": "Ready to serve?", "responses": {
+                "200": {"description": "model loaded", "content": _json("Health")},
+                "503": {"description": "model not loadable yet", "content": _json("Health")}}}},
+            "/model": {"get": {"summary": "The serving model's metadata (model.json)", "responses": {
+                "200": {"description": "metadata", "content": {"application/json": {"schema": {"type": "object"}}}},
+                **_errors(503)}}},
+        },
+        "components": {"schemas": {
+            "Ride": {"type": "object", "properties": _ride_properties(), "required": list(INPUT_COLUMNS)},
+            "Instances": {"type": "object", "required": ["instances"], "properties": {"instances": {
+                "type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {"$ref": "#/components/schemas/Ride"}}}},
+            "BigQueryCalls": {"type": "object", "required": ["calls"], "properties": {
+                "requestId": {"type": "string"}, "calls": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {
+                    "type": "array", "minItems": 6, "maxItems": 6,
+                    "description": "[" + ", ".join(INPUT_COLUMNS) + "]"}}}},
+            "Fare": {"type": "object", "required": ["fare"], "additionalProperties": False,
+                     "properties": {"fare": {"type": "number"}}},
+            "Predictions": {"type": "object", "required": ["predictions"],
+                            "properties": {"predictions": {"type": "array", "items": {"type": "number"}}}},
+            "Replies": {"type": "object", "required": ["replies"],
+                        "properties": {"replies": {"type": "array", "items": {"type": "number"}}}},
+            "Greeting": {"type": "object", "required": ["greeting"], "properties": {"greeting": {"const": "Hello"}}},
+            "Health": {"type": "object", "required": ["status"], "properties": {
+                "status": {"enum": ["ok", "unavailable"]}, "model_version": {"type": "string"},
+                "model_sha256": {"type": "string"}, "reason": {"type": "string"}}},
+            "Error": {"type": "object", "properties": {
+                "error": {"type": "string"}, "details": {"type": "object", "additionalProperties": {"type": "string"}},
+                "errorMessage": {"type": "string", "description": "BigQuery remote-function callers get this instead"}}},
+        }},
+    }

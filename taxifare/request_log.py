@@ -1,0 +1,46 @@
+"""One structured JSON line per request on stdout, which Cloud Logging parses into fields.
+
+The line carries severity, method, path (never the query string: it holds coordinates), status,
+latency, rows priced, model version and the trace id from X-Cloud-Trace-Context.
+"""
+
+import json
+import os
+import sys
+
+from flask import Request
+
+TRACE_HEADER = "X-Cloud-Trace-Context"
+PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
+
+
+def severity(status: int) -> str:
+    """ERROR for our faults, WARNING for refused requests, INFO otherwise."""
+    return "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+
+
+def trace_field(request: Request) -> dict[str, str]:
+    """Cloud Logging's trace field, so the line groups under its request in the console."""
+    header = request.headers.get(TRACE_HEADER)
+    if not header:
+        return {}
+    trace_id = header.split("/", 1)[0]
+    project = os.environ.get(PROJECT_ENV)
+    return {"logging.googleapis.com/trace": f"projects/{project}/traces/{trace_id}" if project else trace_id}
+
+
+def log_request(request: Request, status: int, seconds: float, model_version: str | None, rows: int,
+                error: str | None = None) -> None:
+    """Write the request's line; one write call, so threads never interleave within a line."""
+    entry = {
+        "severity": severity(status),
+        "message": f"{request.method} {request.path} {status}",
+        "httpRequest": {"requestMethod": request.method, "requestUrl": request.path, "status": status,
+                        "latency": f"{seconds:.6f}s", "userAgent": request.user_agent.string},
+        "model_version": model_version,
+        "rows": rows,
+        **trace_field(request),
+    }
+    if error:
+        entry["error"] = error
+    sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")

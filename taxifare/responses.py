@@ -1,0 +1,35 @@
+"""JSON responses with CORS, so any web page can call the function from a browser."""
+
+import json
+
+from flask import Response
+
+JSON_TYPE = "application/json"
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization",
+    "Access-Control-Max-Age": "3600",
+}
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A compact JSON response, CORS-enabled."""
+    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype=JSON_TYPE,
+                    headers={**CORS_HEADERS, **(headers or {})})
+
+
+def error_response(status: int, message: str, details: dict[str, str] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    """{"error": message, "details": {field: reason}}: what went wrong, and where."""
+    return json_response({"error": message, "details": details or {}}, status, headers)
+
+
+def preflight_response() -> Response:
+    """Answer a CORS preflight (OPTIONS) for any origin."""
+    return Response(status=204, headers=PREFLIGHT_HEADERS)
+
+
+def html_response(html: str) -> Response:
+    return Response(html, status=200, mimetype="text/html", headers=CORS_HEADERS)

@@ -1,0 +1,141 @@
+"""Turn untrusted ride fields into model input columns, or say exactly what is wrong.
+
+Input is a list of records (field name -> raw value: a query-string str, or a JSON value). The
+output is a dict of numpy columns the model reads directly. Every rejection names the field and
+the reason; a batch reports at most MAX_REPORTED_ERRORS of them, each prefixed with its row.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from taxifare.ride_time import RideTimeError, parse_pickup_datetime
+from taxifare.schema import (
+    DROPOFF_LATITUDE,
+    DROPOFF_LONGITUDE,
+    INPUT_COLUMNS,
+    LATITUDE_RANGE,
+    LONGITUDE_RANGE,
+    PASSENGER_COUNT,
+    PASSENGER_RANGE,
+    PICKUP_DATETIME,
+    PICKUP_LATITUDE,
+    PICKUP_LONGITUDE,
+)
+
+ALIASES = {"lon1": PICKUP_LONGITUDE, "lat1": PICKUP_LATITUDE, "lon2": DROPOFF_LONGITUDE,
+           "lat2": DROPOFF_LATITUDE, "passcount": PASSENGER_COUNT}
+"""Short names from the bootcamp's notebooks."""
+
+RANGES = {PICKUP_LONGITUDE: LONGITUDE_RANGE, PICKUP_LATITUDE: LATITUDE_RANGE,
+          DROPOFF_LONGITUDE: LONGITUDE_RANGE, DROPOFF_LATITUDE: LATITUDE_RANGE}
+AREA_NAMES = {LONGITUDE_RANGE: "longitude", LATITUDE_RANGE: "latitude"}
+MAX_REPORTED_ERRORS = 20
+Record = dict[str, object]
+
+
+@dataclass
+class InvalidRides(ValueError):
+    """Field errors, keyed "field" (one ride) or "instances[i].field" (a batch)."""
+
+    details: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{name}: {reason}" for name, reason in self.details.items())
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: object) -> float:
+    """A finite float from a JSON number or a numeric string; ValueError says why not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"not a number: {_show(value)}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"not a number: {_show(value)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {_show(value)}")
+    return number
+
+
+def check_coordinate(name: str, value: object) -> float:
+    """A coordinate inside the NYC service area."""
+    number = _number(value)
+    low, high = RANGES[name]
+    if not low <= number <= high:
+        raise ValueError(f"outside the NYC service area ({AREA_NAMES[RANGES[name]]} {low} to {high}): {number:g}")
+    return number
+
+
+def check_passenger_count(value: object) -> int:
+    """A whole number of passengers a yellow cab can carry."""
+    number = _number(value)
+    low, high = PASSENGER_RANGE
+    if number != int(number) or not low <= number <= high:
+        raise ValueError(f"not a whole number from {low} to {high}: {_show(value)}")
+    return int(number)
+
+
+def check_pickup_datetime(value: object) -> int:
+    """UTC epoch seconds of a pickup time string."""
+    if not isinstance(value, str):
+        raise ValueError(f"not a date and time string: {_show(value)}")
+    try:
+        return parse_pickup_datetime(value)
+    except RideTimeError as error:
+        raise ValueError(str(error)) from None
+
+
+CHECKS = {PICKUP_DATETIME: check_pickup_datetime, PASSENGER_COUNT: check_passenger_count,
+          **{name: (lambda value, name=name: check_coordinate(name, value)) for name in RANGES}}
+
+
+def canonical_fields(record: Record) -> tuple[Record, dict[str, str]]:
+    """Map aliases to canonical names; a field given under both names is an error."""
+    fields, errors = {}, {}
+    for key, value in record.items():
+        name = ALIASES.get(key, key)
+        if name in fields:
+            errors[name] = f"given twice (as {name!r} and an alias)"
+        fields[name] = value
+    return fields, errors
+
+
+def validate_records(records: Sequence[Record], row_label: str | None = None) -> dict[str, np.ndarray]:
+    """Model columns for valid records; InvalidRides naming each bad field otherwise.
+
+    `row_label` ("instances", "calls") prefixes batch errors with the row: "instances[3].passenger_count".
+    """
+    columns = {name: [] for name in INPUT_COLUMNS}
+    errors: dict[str, str] = {}
+    for index, record in enumerate(records):
+        prefix = f"{row_label}[{index}]." if row_label else ""
+        fields, row_errors = canonical_fields(record)
+        for name in INPUT_COLUMNS:
+            if name in row_errors:
+                continue
+            if name not in fields:
+                row_errors[name] = "missing"
+                continue
+            try:
+                columns[name].append(CHECKS[name](fields[name]))
+            except ValueError as error:
+                row_errors[name] = str(error)
+        for name, reason in row_errors.items():
+            if len(errors) < MAX_REPORTED_ERRORS:
+                errors[prefix + name] = reason
+        if row_errors and len(errors) >= MAX_REPORTED_ERRORS:
+            break
+    if errors:
+        raise InvalidRides(errors)
+    return {
+        PICKUP_DATETIME: np.array(columns[PICKUP_DATETIME], dtype="datetime64[s]"),
+        **{name: np.array(columns[name], dtype=np.float64) for name in RANGES},
+        PASSENGER_COUNT: np.array(columns[PASSENGER_COUNT], dtype=np.int64),
+    }
