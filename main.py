@@ -4,9 +4,15 @@ Wiring only. The model starts loading in the background as soon as this module i
 the download overlaps the remaining imports; taxifare/api.py answers the requests.
 """
 
-import functions_framework
+import os
 
-from taxifare.model_store import ModelStore
+# The server's threads are the parallelism: OpenMP threads inside one batch prediction would only
+# fight them (and spin: 10x slower on a busy core). Set before scikit-learn loads its OpenMP runtime.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import functions_framework  # noqa: E402
+
+from taxifare.model_store import ModelStore  # noqa: E402
 
 store = ModelStore.from_environment()
 store.start_loading()

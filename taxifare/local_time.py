@@ -68,3 +68,15 @@ def civil_time(local_seconds: np.ndarray) -> CivilTime:
         weekday=(days + 3) % 7,
         seconds_of_day=seconds_of_day,
     )
+
+
+def local_to_utc_seconds(local_seconds: np.ndarray, instants: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Wall-clock epoch seconds to UTC, resolving DST like PEP 495's fold=0.
+
+    The offset in force before each transition applies until the wall clock reaches the later of
+    the transition's two readings: so a time in a spring gap keeps the old offset, and a time in an
+    autumn overlap is its first occurrence.
+    """
+    switch_at = instants[1:] + np.maximum(offsets[:-1], offsets[1:])
+    position = np.searchsorted(switch_at, local_seconds, side="right")
+    return local_seconds - offsets[position]

@@ -23,6 +23,7 @@ from taxifare import storage
 
 MODEL_URI_ENV = "MODEL_URI"
 MODEL_SHA256_ENV = "MODEL_SHA256"
+DOWNLOAD_TIMEOUT_ENV = "MODEL_DOWNLOAD_TIMEOUT_SECONDS"
 DEFAULT_MODEL_URI = "models/model.joblib"
 DOWNLOAD_TIMEOUT_SECONDS = 20.0
 LOAD_WAIT_SECONDS = 25.0
@@ -71,8 +72,12 @@ class ModelStore:
 
     @classmethod
     def from_environment(cls) -> "ModelStore":
-        """MODEL_URI (default models/model.joblib) and the optional MODEL_SHA256 pin."""
-        return cls(os.environ.get(MODEL_URI_ENV) or DEFAULT_MODEL_URI, os.environ.get(MODEL_SHA256_ENV) or None)
+        """MODEL_URI (default models/model.joblib), the optional MODEL_SHA256 pin, the download deadline."""
+        return cls(
+            os.environ.get(MODEL_URI_ENV) or DEFAULT_MODEL_URI,
+            os.environ.get(MODEL_SHA256_ENV) or None,
+            float(os.environ.get(DOWNLOAD_TIMEOUT_ENV) or DOWNLOAD_TIMEOUT_SECONDS),
+        )
 
     def start_loading(self) -> threading.Thread:
         """Begin loading in the background; get() will wait for this same attempt.

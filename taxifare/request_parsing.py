@@ -61,14 +61,21 @@ def fields_from_form(form) -> RideRequest:
     return RideRequest(Shape.SINGLE, [form.to_dict()])
 
 
+def json_type(value: object) -> str:
+    """JSON's name for a parsed value's type, for messages callers understand."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
 def read_body(request: Request) -> bytes:
     """The raw body, refusing more than MAX_BODY_BYTES whether or not Content-Length says so."""
     declared = request.content_length
     if declared is not None and declared > MAX_BODY_BYTES:
-        raise RequestError(413, f"body of {declared:,} bytes is over the {MAX_BODY_BYTES:,}-byte limit")
+        raise RequestError(413, f"body of {declared:,} bytes is over the {MAX_BODY_BYTES:,}-byte limit",
+                           {"body": f"at most {MAX_BODY_BYTES:,} bytes"})
     body = request.stream.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
-        raise RequestError(413, f"body is over the {MAX_BODY_BYTES:,}-byte limit")
+        raise RequestError(413, f"body is over the {MAX_BODY_BYTES:,}-byte limit", {"body": f"at most {MAX_BODY_BYTES:,} bytes"})
     return body
 
 
@@ -77,14 +84,14 @@ def parse_json(body: bytes) -> object:
     try:
         return json.loads(body)
     except RecursionError:
-        raise RequestError(400, "body is not usable JSON: nested too deeply") from None
+        raise RequestError(400, "body is not usable JSON", {"body": "nested too deeply"}) from None
     except ValueError as error:
-        raise RequestError(400, f"body is not JSON: {str(error)[:80]}") from None
+        raise RequestError(400, "body is not JSON", {"body": f"not JSON: {str(error)[:80]}"}) from None
 
 
 def _batch(items: object, name: str, shape: Shape) -> list:
     if not isinstance(items, list):
-        raise RequestError(400, f"{name} must be a JSON array", {name: f"got {type(items).__name__}"}, shape)
+        raise RequestError(400, f"{name} must be a JSON array", {name: f"got a JSON {json_type(items)}"}, shape)
     if not items:
         raise RequestError(400, f"{name} is empty: send at least one ride", {name: "empty"}, shape)
     if len(items) > MAX_ROWS:
@@ -96,7 +103,7 @@ def _batch(items: object, name: str, shape: Shape) -> list:
 def rides_from_json(document: object) -> RideRequest:
     """Dispatch a parsed JSON body on its shape."""
     if not isinstance(document, dict):
-        raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": f"got a JSON {type(document).__name__}"})
+        raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": f"got a JSON {json_type(document)}"})
     if "calls" in document:
         calls = _batch(document["calls"], "calls", Shape.BIGQUERY)
         bad = {f"calls[{i}]": f"expected an array of {len(INPUT_COLUMNS)} values ({', '.join(INPUT_COLUMNS)})"
@@ -124,5 +131,5 @@ def parse_ride_request(request: Request) -> RideRequest:
     if not body.strip():
         if request.args:
             return fields_from_form(request.args)
-        raise RequestError(400, f"empty body: expected {EXPECTED_BODY}")
+        raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": "empty"})
     return rides_from_json(parse_json(body))

@@ -8,9 +8,16 @@
 """
 
 from datetime import datetime, timezone
+from functools import cache
 from zoneinfo import ZoneInfo
 
-NEW_YORK = ZoneInfo("America/New_York")
+import numpy as np
+
+from taxifare import local_time
+
+ZONE = "America/New_York"
+NEW_YORK = ZoneInfo(ZONE)
+PLAIN_LENGTH = len("2013-07-06 17:18:00")
 UTC_SUFFIX = " UTC"
 FIRST_YEAR, END_YEAR = 2009, 2100
 EARLIEST = datetime(FIRST_YEAR, 1, 1).replace(tzinfo=timezone.utc).timestamp()
@@ -37,3 +44,35 @@ def parse_pickup_datetime(text: str) -> int:
     if not EARLIEST <= seconds < LATEST:
         raise RideTimeError(f"out of range: {text[:40]!r} (rides from {FIRST_YEAR} to {END_YEAR - 1} are priced)")
     return int(seconds)
+
+
+@cache
+def _offset_table() -> tuple[np.ndarray, np.ndarray]:
+    return local_time.utc_offset_table(ZONE)
+
+
+def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
+    """UTC epoch seconds of many plain times at once, or None to say "parse them one by one".
+
+    Batches are priced in one vectorised pass, so their times are too: when every string is a
+    plain "YYYY-MM-DD[ HH:MM[:SS]]" (all with the " UTC" suffix, or none) numpy parses them and the
+    zone's offset table converts them, with exactly parse_pickup_datetime's rules. Anything else
+    (offsets, "Z", mixed suffixes, bad strings, out-of-range years) returns None.
+    """
+    if not all(type(text) is str for text in texts):
+        return None
+    utc = texts[0].endswith(UTC_SUFFIX)
+    plain = [text[: -len(UTC_SUFFIX)] for text in texts] if utc else texts
+    if any(text.endswith(UTC_SUFFIX) != utc for text in texts) or any(
+        len(text) > PLAIN_LENGTH or not text[:4].isdigit() or "+" in text or "Z" in text or "-" in text[10:]
+        for text in plain
+    ):
+        return None
+    try:
+        wall = np.array(plain, dtype="datetime64[s]").astype(np.int64)
+    except ValueError:
+        return None
+    seconds = wall if utc else local_time.local_to_utc_seconds(wall, *_offset_table())
+    if not ((seconds >= EARLIEST) & (seconds < LATEST)).all():
+        return None
+    return seconds

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from taxifare.ride_time import RideTimeError, parse_pickup_datetime
+from taxifare.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
 from taxifare.schema import (
     DROPOFF_LATITUDE,
     DROPOFF_LONGITUDE,
@@ -112,6 +112,40 @@ def validate_records(records: Sequence[Record], row_label: str | None = None) ->
 
     `row_label` ("instances", "calls") prefixes batch errors with the row: "instances[3].passenger_count".
     """
+    columns = _valid_batch_columns(records) if len(records) > 1 else None
+    return columns if columns is not None else _check_each_record(records, row_label)
+
+
+def _within(values: np.ndarray, bounds: tuple[float, float]) -> bool:
+    return bool(((values >= bounds[0]) & (values <= bounds[1])).all())  # NaN fails
+
+
+def _valid_batch_columns(records: Sequence[Record]) -> dict[str, np.ndarray] | None:
+    """Vectorised validation of a clean batch: exactly the six fields, JSON numbers, plain times.
+
+    Returns None as soon as anything is unusual; the per-record checks then find and name it.
+    """
+    if not all(type(record) is dict and len(record) == len(INPUT_COLUMNS) for record in records):
+        return None
+    try:
+        raw = {name: [record[name] for record in records] for name in INPUT_COLUMNS}
+    except KeyError:
+        return None
+    seconds = parse_pickup_datetimes(raw[PICKUP_DATETIME])
+    numeric = (*RANGES, PASSENGER_COUNT)
+    if seconds is None or not all(type(v) is float or type(v) is int for name in numeric for v in raw[name]):
+        return None
+    columns = {name: np.array(raw[name], dtype=np.float64) for name in numeric}
+    passengers = columns[PASSENGER_COUNT]
+    if not all(_within(columns[name], RANGES[name]) for name in RANGES) or not _within(passengers, PASSENGER_RANGE) \
+            or not (passengers == np.floor(passengers)).all():
+        return None
+    return {PICKUP_DATETIME: seconds.astype("datetime64[s]"), **{name: columns[name] for name in RANGES},
+            PASSENGER_COUNT: passengers.astype(np.int64)}
+
+
+def _check_each_record(records: Sequence[Record], row_label: str | None) -> dict[str, np.ndarray]:
+    """Field by field, collecting every reason (up to MAX_REPORTED_ERRORS)."""
     columns = {name: [] for name in INPUT_COLUMNS}
     errors: dict[str, str] = {}
     for index, record in enumerate(records):

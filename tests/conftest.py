@@ -48,3 +48,39 @@ def gcs(monkeypatch):
     monkeypatch.setenv(EMULATOR_ENV, emulator.url)
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def model_path(trained_model) -> str:
+    """model.joblib trained on the shared rides (model.json beside it)."""
+    out, _ = trained_model
+    return str(out / "model.joblib")
+
+
+def make_client(monkeypatch, model_uri: str, sha256: str | None = None):
+    """An in-process test client of main.py, configured like a deployment, model loaded."""
+    import functions_framework
+
+    monkeypatch.setenv("MODEL_URI", model_uri)
+    if sha256 is None:
+        monkeypatch.delenv("MODEL_SHA256", raising=False)
+    else:
+        monkeypatch.setenv("MODEL_SHA256", sha256)
+    return functions_framework.create_app(target="predict", source=str(REPO / "main.py")).test_client()
+
+
+@pytest.fixture
+def client(monkeypatch, model_path):
+    return make_client(monkeypatch, model_path)
+
+
+@pytest.fixture(scope="session")
+def live_server(model_path, tmp_path_factory):
+    """Base URL of a real functions-framework (gunicorn) server serving the shared-rides model."""
+    from tests.servers import FunctionServer
+
+    server = FunctionServer({"MODEL_URI": model_path}, tmp_path_factory.mktemp("server") / "server.log")
+    try:
+        yield server.wait_listening().url
+    finally:
+        server.stop()

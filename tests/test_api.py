@@ -1,0 +1,314 @@
+"""The HTTP contract, in-process through functions_framework.create_app(...).test_client()."""
+
+import json
+import math
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from taxifare.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+
+RIDE = {
+    "pickup_datetime": "2013-07-06 17:18:00", "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,
+    "dropoff_longitude": -73.984365, "dropoff_latitude": 40.769802, "passenger_count": 1,
+}
+SHORT_NAMES = {"lon1": RIDE["pickup_longitude"], "lat1": RIDE["pickup_latitude"], "lon2": RIDE["dropoff_longitude"],
+               "lat2": RIDE["dropoff_latitude"], "passcount": 1, "pickup_datetime": RIDE["pickup_datetime"]}
+
+
+def query(**changes) -> str:
+    return "/predict?" + urlencode({**RIDE, **changes})
+
+
+def fare_of(client, path: str) -> float:
+    response = client.get(path)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert list(body) == ["fare"] and isinstance(body["fare"], float)
+    return body["fare"]
+
+
+def assert_rejected(response, status: int, field: str, reason: str = ""):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert field in body["details"], body
+    assert reason in body["details"][field], body
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+# --- the bootcamp's clients -------------------------------------------------------------
+
+def test_root_without_parameters_greets_exactly(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.get_json() == {"greeting": "Hello"}
+
+
+def test_get_predict_returns_exactly_one_float_fare(client):
+    fare = fare_of(client, query())
+    assert 5 < fare < 30
+    assert fare == round(fare, 2)
+
+
+def test_root_with_a_query_also_predicts(client):
+    assert fare_of(client, "/?" + urlencode(RIDE)) == fare_of(client, query())
+
+
+def test_short_names_from_the_notebooks_are_accepted(client):
+    assert fare_of(client, "/predict?" + urlencode(SHORT_NAMES)) == fare_of(client, query())
+
+
+def test_the_field_notes_example_prices_an_airport_ride_higher(client):
+    airport = "/predict?pickup_datetime=2013-07-06 10:18:00&pickup_longitude=-73.70&pickup_latitude=40.9&dropoff_longitude=-73.98&dropoff_latitude=40.70&passenger_count=2"
+    assert fare_of(client, airport) > fare_of(client, query()) + 10
+
+
+# --- time zones --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("same_instant", [
+    "2013-07-06 21:18:00 UTC", "2013-07-06T21:18:00Z", "2013-07-06T17:18:00-04:00", "2013-07-06T23:18:00+02:00",
+    "2013-07-06T17:18:00",
+])
+def test_naive_times_are_new_york_and_zoned_times_are_respected(client, same_instant):
+    assert fare_of(client, query(pickup_datetime=same_instant)) == fare_of(client, query())
+
+
+def test_utc_suffix_is_not_new_york_time(client):
+    night = fare_of(client, query(pickup_datetime="2013-07-06 03:00:00"))
+    assert fare_of(client, query(pickup_datetime="2013-07-06 07:00:00 UTC")) == night
+
+
+@pytest.mark.parametrize(("gap_or_overlap", "resolved_utc"), [
+    ("2013-03-10 02:30:00", "2013-03-10 07:30:00 UTC"),  # spring gap: pre-jump offset (EST) -> 03:30 EDT
+    ("2013-11-03 01:30:00", "2013-11-03 05:30:00 UTC"),  # autumn overlap: first occurrence (EDT)
+])
+def test_dst_gaps_and_overlaps_resolve_deterministically(client, gap_or_overlap, resolved_utc):
+    assert fare_of(client, query(pickup_datetime=gap_or_overlap)) == fare_of(client, query(pickup_datetime=resolved_utc))
+
+
+# --- POST shapes -------------------------------------------------------------------------
+
+def test_post_json_object_like_gcloud_functions_call(client):
+    response = client.post("/", data=json.dumps(RIDE), content_type="application/json")
+    assert response.get_json() == {"fare": fare_of(client, query())}
+
+
+def test_post_form_body(client):
+    response = client.post("/", data=urlencode(RIDE), content_type="application/x-www-form-urlencoded")
+    assert response.get_json() == {"fare": fare_of(client, query())}
+
+
+def test_instances_batch_keeps_order_and_matches_single_rides(client, valid_rides):
+    rides = valid_rides.sample(50, random_state=1)
+    instances = [
+        {**{k: float(v) for k, v in row.items() if k not in ("key", "fare_amount", "pickup_datetime")},
+         "pickup_datetime": row["pickup_datetime"].strftime("%Y-%m-%d %H:%M:%S UTC")}
+        for row in rides.to_dict("records")
+    ]
+    response = client.post("/", json={"instances": instances})
+    predictions = response.get_json()["predictions"]
+    assert len(predictions) == 50
+    singles = [client.post("/", json=instance).get_json()["fare"] for instance in instances[:10]]
+    assert predictions[:10] == singles
+
+
+def test_kserve_v1_path(client):
+    response = client.post("/v1/models/taxifare:predict", json={"instances": [RIDE, RIDE]})
+    assert response.get_json() == {"predictions": [fare_of(client, query())] * 2}
+
+
+def test_bigquery_remote_function_calls(client):
+    calls = [[RIDE["pickup_datetime"], RIDE["pickup_longitude"], RIDE["pickup_latitude"], RIDE["dropoff_longitude"],
+              RIDE["dropoff_latitude"], RIDE["passenger_count"]]] * 3
+    body = {"requestId": "124ab1c", "caller": "//bigquery.googleapis.com/projects/p/jobs/j", "sessionUser": "a@b.c",
+            "userDefinedContext": {}, "calls": calls}
+    first, again = client.post("/", json=body), client.post("/", json=body)
+    assert first.get_json() == {"replies": [fare_of(client, query())] * 3}
+    assert again.get_json() == first.get_json()  # idempotent: BigQuery may repeat a request
+
+
+def test_bigquery_errors_use_error_message(client):
+    response = client.post("/", json={"requestId": "r", "calls": [[RIDE["pickup_datetime"], "abc", 40.7, -73.9, 40.7, 1]]})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert list(body) == ["errorMessage"]
+    assert "calls[0].pickup_longitude" in body["errorMessage"] and "not a number" in body["errorMessage"]
+
+
+def test_bigquery_wrong_arity_is_named(client):
+    response = client.post("/", json={"calls": [[1, 2, 3]]})
+    assert response.status_code == 400 and "calls[0]" in response.get_json()["errorMessage"]
+
+
+# --- errors name the field and the reason ------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("pickup_latitude", "abc", "not a number: 'abc'"),
+    ("pickup_latitude", "nan", "not a finite number"),
+    ("pickup_longitude", "inf", "not a finite number"),
+    ("pickup_latitude", "45.0", "outside the NYC service area"),
+    ("dropoff_longitude", "-75", "outside the NYC service area"),
+    ("passenger_count", "0", "whole number from 1 to 8"),
+    ("passenger_count", "9", "whole number from 1 to 8"),
+    ("passenger_count", "1.5", "whole number from 1 to 8"),
+    ("pickup_datetime", "yesterday", "not a date and time"),
+    ("pickup_datetime", "2013-02-30 10:00:00", "not a date and time"),
+    ("pickup_datetime", "1999-07-06 17:18:00", "out of range"),
+    ("pickup_datetime", "2213-07-06 17:18:00", "out of range"),
+    ("pickup_datetime", "2013-07-06T17:18:00Z UTC", "two time zones"),
+])
+def test_bad_values_are_400_naming_field_and_reason(client, field, value, reason):
+    assert_rejected(client.get(query(**{field: value})), 400, field, reason)
+
+
+def test_missing_fields_are_each_named(client):
+    response = client.get("/predict?pickup_latitude=40.7")
+    assert response.status_code == 400
+    assert set(response.get_json()["details"]) == {"pickup_datetime", "pickup_longitude", "dropoff_longitude",
+                                                   "dropoff_latitude", "passenger_count"}
+
+
+def test_repeated_field_is_refused(client):
+    assert_rejected(client.get(query() + "&pickup_latitude=40.71"), 400, "pickup_latitude", "given 2 times")
+
+
+def test_field_given_under_both_names_is_refused(client):
+    assert_rejected(client.get(query(lat1=40.7)), 400, "pickup_latitude", "given twice")
+
+
+@pytest.mark.parametrize("value", [True, None, [40.7], {"a": 1}])
+def test_json_values_of_the_wrong_type_are_named(client, value):
+    assert_rejected(client.post("/", json={**RIDE, "pickup_latitude": value}), 400, "pickup_latitude", "not a number")
+
+
+def test_datetime_must_be_a_string(client):
+    assert_rejected(client.post("/", json={**RIDE, "pickup_datetime": 1373145480}), 400, "pickup_datetime", "string")
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), [
+    (b"{not json", "body", "not JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "body", "nested too deeply"),
+    (b"[1, 2]", "body", "array"),
+    (b'"a ride"', "body", "got a JSON string"),
+    (b"\xff\xfe", "body", "not JSON"),
+    (b"", "body", "empty"),
+])
+def test_bodies_that_are_not_a_usable_json_object(client, body, field, reason):
+    assert_rejected(client.post("/", data=body, content_type="application/json"), 400, field, reason)
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), [
+    ({"instances": []}, "instances", "empty"),
+    ({"instances": {}}, "instances", "got a JSON object"),
+    ({"instances": [RIDE, 3]}, "instances[1]", "object"),
+    ({"instances": [RIDE, {**RIDE, "passenger_count": 0}]}, "instances[1].passenger_count", "whole number"),
+])
+def test_malformed_batches_name_the_row(client, body, field, reason):
+    assert_rejected(client.post("/", json=body), 400, field, reason)
+
+
+def test_batch_errors_are_capped(client):
+    response = client.post("/", json={"instances": [{}] * 500})
+    assert response.status_code == 400
+    assert len(response.get_json()["details"]) <= 20
+
+
+def test_oversized_batch_is_413_saying_the_cap(client):
+    response = client.post("/", json={"instances": [RIDE] * (MAX_ROWS + 1)})
+    assert_rejected(response, 413, "instances", f"{MAX_ROWS:,}")
+    assert f"{MAX_ROWS:,}" in response.get_json()["error"]
+
+
+def test_oversized_body_is_413_before_parsing(client):
+    response = client.post("/", data=b" " * (MAX_BODY_BYTES + 1), content_type="application/json")
+    assert response.status_code == 413
+    assert f"{MAX_BODY_BYTES:,}" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_unsupported_methods_are_405(client, method):
+    response = getattr(client, method)("/predict")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST, OPTIONS"
+    assert "method" in response.get_json()["details"]
+
+
+def test_unknown_path_is_404_json(client):
+    response = client.get("/predict/extra")
+    assert response.status_code == 404 and "error" in response.get_json()
+
+
+def test_a_full_batch_of_the_cap_is_priced(client):
+    response = client.post("/", json={"instances": [RIDE] * MAX_ROWS})
+    assert response.status_code == 200
+    assert len(set(response.get_json()["predictions"])) == 1
+
+
+# --- CORS ---------------------------------------------------------------------------------
+
+def test_cors_on_answers_and_errors(client):
+    assert client.get(query(), headers={"Origin": "https://example.com"}).headers["Access-Control-Allow-Origin"] == "*"
+    assert client.get(query(pickup_latitude="x")).headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_cors_preflight(client):
+    response = client.options("/predict", headers={"Origin": "https://example.com", "Access-Control-Request-Method": "POST",
+                                                   "Access-Control-Request-Headers": "content-type"})
+    assert response.status_code == 204
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
+
+
+# --- health, metadata, documentation -----------------------------------------------------
+
+def test_health_reports_the_model_version(client, trained_model):
+    _, result = trained_model
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "model_version": result.metadata["model_version"],
+                                   "model_sha256": result.metadata["sha256"]}
+
+
+def test_model_endpoint_serves_model_json(client, trained_model):
+    _, result = trained_model
+    assert client.get("/model").get_json() == result.metadata
+
+
+def test_openapi_describes_every_endpoint(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/", "/predict", "/health", "/model"} <= set(spec["paths"])
+    assert set(spec["paths"]["/predict"]) == {"get", "post"}
+
+
+def test_docs_page_is_self_contained_html(client):
+    response = client.get("/docs")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "<form" in html and "openapi.json" in html
+    assert "https://" not in html and "http://" not in html
+
+
+# --- logging ------------------------------------------------------------------------------
+
+def test_one_json_log_line_per_request_without_coordinates(client, capsys, trained_model):
+    _, result = trained_model
+    client.get(query(), headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"})
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["severity"] == "INFO"
+    assert entry["httpRequest"]["status"] == 200 and entry["httpRequest"]["requestUrl"] == "/predict"
+    assert entry["model_version"] == result.metadata["model_version"]
+    assert entry["logging.googleapis.com/trace"].endswith("105445aa7843bc8bf206b12000100000")
+    assert float(entry["httpRequest"]["latency"].rstrip("s")) < 1
+    assert "40.78" not in lines[0] and "-73.95" not in lines[0]
+
+
+def test_refused_requests_log_a_warning(client, capsys):
+    client.get(query(pickup_latitude="x"))
+    entry = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert entry["severity"] == "WARNING" and entry["httpRequest"]["status"] == 400

@@ -1,0 +1,190 @@
+"""Model loading from GCS against a real fake-gcs-server: lazy, once, and self-healing."""
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from taxifare.artifacts import METADATA_FILE, MODEL_FILE
+from tests.conftest import make_client
+from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
+from tests.servers import FunctionServer
+
+BUCKET = "models-bucket"
+MODEL_URI = f"gs://{BUCKET}/taxifare/v1/{MODEL_FILE}"
+METADATA_URI = f"gs://{BUCKET}/taxifare/v1/{METADATA_FILE}"
+PREDICT = ("/predict?pickup_datetime=2013-07-06%2017:18:00&pickup_longitude=-73.950655&pickup_latitude=40.783282"
+           "&dropoff_longitude=-73.984365&dropoff_latitude=40.769802&passenger_count=1")
+
+
+@pytest.fixture
+def model_bytes(model_path) -> bytes:
+    return Path(model_path).read_bytes()
+
+
+@pytest.fixture
+def metadata(model_path) -> dict:
+    return json.loads((Path(model_path).parent / METADATA_FILE).read_text())
+
+
+@pytest.fixture
+def bucket(gcs, model_bytes, metadata):
+    """The emulator with an empty bucket; `publish()` uploads the model and its model.json."""
+    gcs.create_bucket(BUCKET)
+
+    def publish(data: bytes = model_bytes) -> None:
+        gcs.upload(METADATA_URI, json.dumps(metadata).encode())
+        gcs.upload(MODEL_URI, data)
+
+    gcs.publish = publish
+    return gcs
+
+
+def wait_for(client, path: str, status: int, timeout: float = 40):
+    """Poll until `path` answers `status` (the store retries on its own backoff)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(path)
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def assert_unavailable(response, reason: str):
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) >= 1
+    body = response.get_json()
+    assert reason in body["details"]["model"], body
+    assert "/work/" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+
+
+def test_loads_lazily_from_gcs_with_its_metadata(monkeypatch, bucket, metadata):
+    bucket.publish()
+    client = make_client(monkeypatch, MODEL_URI)
+    assert client.get(PREDICT).status_code == 200
+    assert client.get("/model").get_json() == metadata
+    assert bucket.downloads(MODEL_URI) == 1
+
+
+def test_missing_object_is_503_then_serves_once_uploaded_without_restart(monkeypatch, bucket):
+    client = make_client(monkeypatch, MODEL_URI)
+    assert_unavailable(client.get(PREDICT), "not found")
+    assert client.get("/health").status_code == 503
+    bucket.publish()
+    assert wait_for(client, PREDICT, 200).status_code == 200
+    assert client.get("/health").get_json()["status"] == "ok"
+
+
+def test_retries_are_spaced_by_backoff_not_hammered(monkeypatch, bucket):
+    client = make_client(monkeypatch, MODEL_URI)
+    for _ in range(20):
+        client.get(PREDICT)
+    assert bucket.downloads(MODEL_URI) <= 2
+
+
+def test_sha256_pin_refuses_other_bytes_and_accepts_its_own(monkeypatch, bucket, metadata):
+    bucket.publish()
+    refused = make_client(monkeypatch, MODEL_URI, sha256="0" * 64)
+    assert_unavailable(refused.get(PREDICT), "MODEL_SHA256")
+    pinned = make_client(monkeypatch, MODEL_URI, sha256=metadata["sha256"])
+    assert pinned.get(PREDICT).status_code == 200
+
+
+@pytest.mark.parametrize(("spoil", "reason"), [
+    (lambda data: data[: len(data) // 2], "corrupt"),
+    (lambda data: b"this is not a pickle", "corrupt"),
+    (lambda data: b"", "corrupt"),
+])
+def test_corrupt_objects_are_503_and_recover_when_replaced(monkeypatch, bucket, model_bytes, spoil, reason):
+    bucket.publish(spoil(model_bytes))
+    client = make_client(monkeypatch, MODEL_URI)
+    assert_unavailable(client.get(PREDICT), reason)
+    bucket.publish()
+    assert wait_for(client, PREDICT, 200).status_code == 200
+
+
+def test_object_deleted_while_warm_keeps_serving(monkeypatch, bucket):
+    bucket.publish()
+    client = make_client(monkeypatch, MODEL_URI)
+    assert client.get(PREDICT).status_code == 200
+    bucket.delete(MODEL_URI)
+    assert [client.get(PREDICT).status_code for _ in range(5)] == [200] * 5
+
+
+def test_storage_down_at_cold_start_is_503_then_recovers(monkeypatch, gcs, model_bytes, metadata):
+    gcs.stop()
+    client = make_client(monkeypatch, MODEL_URI)
+    assert_unavailable(client.get(PREDICT), "storage error")
+    revived = GcsEmulator(port=gcs.port).start()
+    try:
+        revived.create_bucket(BUCKET)
+        revived.upload(METADATA_URI, json.dumps(metadata).encode())
+        revived.upload(MODEL_URI, model_bytes)
+        assert wait_for(client, PREDICT, 200).status_code == 200
+    finally:
+        revived.stop()
+
+
+def test_storage_too_slow_is_503_within_the_deadline(monkeypatch):
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    monkeypatch.setenv(EMULATOR_ENV, f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "1")
+    try:
+        client = make_client(monkeypatch, MODEL_URI)
+        started = time.monotonic()
+        assert_unavailable(client.get(PREDICT), "storage error")
+        assert time.monotonic() - started < 15
+    finally:
+        silent.close()
+
+
+def test_cold_start_storm_on_a_real_server_downloads_once(bucket, tmp_path):
+    """64 concurrent requests on a cold gunicorn instance: all 200, one download."""
+    bucket.publish()
+    server = FunctionServer({"MODEL_URI": MODEL_URI, EMULATOR_ENV: bucket.url}, tmp_path / "server.log")
+    try:
+        barrier = threading.Barrier(64)
+
+        def call(_):
+            barrier.wait(timeout=60)
+            try:
+                with urllib.request.urlopen(server.url + PREDICT, timeout=60) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+            except OSError:
+                return None  # not listening yet: retried below
+
+        statuses = []
+        deadline = time.monotonic() + 60
+        with ThreadPoolExecutor(64) as pool:
+            while time.monotonic() < deadline:
+                statuses = list(pool.map(call, range(64)))
+                if None not in statuses:
+                    break
+                barrier.reset()
+                time.sleep(0.1)
+        assert statuses == [200] * 64, (statuses, server.log()[-2000:])
+        assert bucket.downloads(MODEL_URI) == 1
+    finally:
+        server.stop()
+
+
+def test_concurrent_cold_gets_share_one_download(bucket):
+    """32 threads on a store that has not started loading: one download, one model object."""
+    from taxifare.model_store import ModelStore
+
+    bucket.publish()
+    store = ModelStore(MODEL_URI)
+    with ThreadPoolExecutor(32) as pool:
+        models = list(pool.map(lambda _: store.get(), range(32)))
+    assert len({id(model) for model in models}) == 1
+    assert bucket.downloads(MODEL_URI) == 1
