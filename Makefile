@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 MODEL := models/model.joblib
 
-.PHONY: run test train bench lint clean
+.PHONY: run test train bench soak audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,19 @@ train: $(VENV)/.installed
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
 
-## bench: the benchmarks behind the numbers in the README
-bench: $(VENV)/.dev-installed
+## bench: the benchmarks behind the numbers in the README (needs Debian's wrk)
+bench: $(VENV)/.dev-installed $(MODEL)
 	$(BIN)/python scripts/benchmark_model.py
+	$(BIN)/python scripts/benchmark_serving.py
+
+## soak: 50,000 requests at 16 connections on loopback; errors, p50/p99 and memory over time
+soak: $(VENV)/.dev-installed $(MODEL)
+	$(BIN)/python -m pytest -m soak -s
+
+## audit: known vulnerabilities in the deployed dependencies (asks PyPI's advisory data)
+audit: $(VENV)/.dev-installed
+	$(BIN)/pip install -q pip-audit
+	$(BIN)/pip-audit -r requirements.txt
 
 clean:
 	rm -rf $(VENV) models .pytest_cache

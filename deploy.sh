@@ -32,6 +32,8 @@ root (KEY=VALUE lines; the environment wins; ENV_FILE=path picks another file):
   CONCURRENCY     8            THREADS       $CONCURRENCY
   MIN_INSTANCES   0            MAX_INSTANCES 3           TIMEOUT  60s
   PRIVATE         0 (1: require an identity token to call the service)
+  SERVICE_ACCOUNT runtime identity (default: the project's compute account; use one that
+                  can only read the model bucket, see SECURITY.md)
   REPOSITORY      $SERVICE_NAME (Artifact Registry)      IMAGE_TAG  git commit
   IMAGE           $GCP_REGION-docker.pkg.dev/$GCP_PROJECT_ID/$REPOSITORY/$SERVICE_NAME:$IMAGE_TAG
   BQ_DATASET      taxifare     BQ_LOCATION   $GCP_REGION  BQ_CONNECTION  taxifare
@@ -277,16 +279,23 @@ print_next_steps() {
   info "Check it with: ./deploy.sh smoke $1"
 }
 
+# The runtime identity flag, only when SERVICE_ACCOUNT is set.
+identity_flags() {
+  IDENTITY=()
+  [[ -z ${SERVICE_ACCOUNT:-} ]] || IDENTITY=(--service-account="$SERVICE_ACCOUNT")
+}
+
 step_function() {
   local env_vars runtime url
   env_vars=$(server_env_vars)
   runtime=$(python_runtime)
+  identity_flags
   run_cmd gcloud functions deploy "$SERVICE_NAME" --gen2 --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --source=. --runtime="$runtime" \
     --entry-point="$ENTRY_POINT" --trigger-http "$(auth_flag)" \
     --memory="$MEMORY" --cpu="$CPU" --concurrency="$CONCURRENCY" \
     --min-instances="$MIN_INSTANCES" --max-instances="$MAX_INSTANCES" \
-    --timeout="$TIMEOUT" --set-env-vars="$env_vars"
+    --timeout="$TIMEOUT" --set-env-vars="$env_vars" "${IDENTITY[@]}"
   capture url "https://$SERVICE_NAME-PROJECT_NUMBER.$GCP_REGION.run.app" \
     gcloud functions describe "$SERVICE_NAME" --gen2 --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --format='value(serviceConfig.uri)'
@@ -296,11 +305,12 @@ step_function() {
 step_run() {
   local env_vars url
   env_vars=$(server_env_vars)
+  identity_flags
   run_cmd gcloud run deploy "$SERVICE_NAME" --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --source=. --function="$ENTRY_POINT" "$(auth_flag)" \
     --memory="$MEMORY" --cpu="$CPU" --concurrency="$CONCURRENCY" \
     --min-instances="$MIN_INSTANCES" --max-instances="$MAX_INSTANCES" \
-    --timeout="$TIMEOUT" --set-env-vars="$env_vars"
+    --timeout="$TIMEOUT" --set-env-vars="$env_vars" "${IDENTITY[@]}"
   service_url url
   print_next_steps "$url"
 }

@@ -20,6 +20,7 @@ from taxifare.responses import error_response, html_response, json_response, pre
 from taxifare.validation import InvalidRides, validate_records
 
 GREETING = {"greeting": "Hello"}
+UNAVAILABLE = "model unavailable, retry shortly"
 PREDICT_PATHS = {"/", "/predict"}
 KSERVE_PATH = re.compile(r"^/v1/models/[\w.-]+:predict$")
 READ_METHODS = {"GET", "HEAD"}
@@ -80,11 +81,15 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
     except InvalidRides as invalid:
         return refusal(400, "invalid ride fields", invalid.details, shape), 0
     except ModelUnavailable as down:
-        return refusal(503, "model unavailable, retry shortly", {"model": down.reason}, shape,
-                       {"Retry-After": str(max(down.retry_after, 1))}), 0
+        return refusal(503, UNAVAILABLE, {"model": down.reason}, shape, retry_after(down)), 0
     fares = np.round(model.predictor.predict(columns), 2).tolist()
     body = {shape.value: fares[0]} if shape is Shape.SINGLE else {shape.value: fares}
     return json_response(body), len(fares)
+
+
+def retry_after(down: ModelUnavailable) -> dict[str, str]:
+    """When to come back: the store's backoff, at least a second."""
+    return {"Retry-After": str(max(down.retry_after, 1))}
 
 
 def refusal(status: int, message: str, details: dict[str, str], shape: Shape,
@@ -101,8 +106,7 @@ def health(store: ModelStore) -> Response:
     try:
         model = store.get()
     except ModelUnavailable as down:
-        return json_response({"status": "unavailable", "reason": down.reason}, 503,
-                             {"Retry-After": str(max(down.retry_after, 1))})
+        return json_response({"status": "unavailable", "reason": down.reason}, 503, retry_after(down))
     return json_response({"status": "ok", "model_version": model.version, "model_sha256": model.metadata["sha256"]})
 
 
@@ -111,8 +115,7 @@ def model_info(store: ModelStore) -> Response:
     try:
         return json_response(store.get().metadata)
     except ModelUnavailable as down:
-        return error_response(503, "model unavailable, retry shortly", {"model": down.reason},
-                              {"Retry-After": str(max(down.retry_after, 1))})
+        return error_response(503, UNAVAILABLE, {"model": down.reason}, retry_after(down))
 
 
 PAGES = {

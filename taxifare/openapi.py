@@ -19,7 +19,7 @@ DATETIME_HELP = ("Pickup time. Naive = New York local time; ' UTC' suffix = UTC 
 
 def _coordinate(axis: str, bounds: tuple[float, float], where: str) -> dict:
     return {"type": ["number", "string"], "description": f"{where} {axis}, NYC service area {bounds[0]} to {bounds[1]}",
-            "example": EXAMPLE_RIDE[f"{where}_{axis}"]}
+            "minimum": bounds[0], "maximum": bounds[1], "example": EXAMPLE_RIDE[f"{where}_{axis}"]}
 
 
 def _ride_properties() -> dict:
@@ -30,7 +30,7 @@ def _ride_properties() -> dict:
         "dropoff_longitude": _coordinate("longitude", LONGITUDE_RANGE, "dropoff"),
         "dropoff_latitude": _coordinate("latitude", LATITUDE_RANGE, "dropoff"),
         "passenger_count": {"type": ["integer", "string"], "description": f"whole number {PASSENGER_RANGE[0]}-{PASSENGER_RANGE[1]}",
-                            "example": 1},
+                            "minimum": PASSENGER_RANGE[0], "maximum": PASSENGER_RANGE[1], "example": 1},
     }
 
 
@@ -42,7 +42,9 @@ def _errors(*statuses: int) -> dict:
     meaning = {400: "invalid input: the details name each field and reason", 405: "method not allowed",
                413: f"body over {MAX_BODY_BYTES:,} bytes or more than {MAX_ROWS:,} rides",
                503: "model unavailable; retry after the Retry-After seconds"}
-    return {str(s): {"description": meaning[s], "content": _json("Error")} for s in statuses}
+    retry = {"Retry-After": {"description": "seconds until the model is retried", "schema": {"type": "integer"}}}
+    return {str(s): {"description": meaning[s], "content": _json("Error"), **({"headers": retry} if s == 503 else {})}
+            for s in statuses}
 
 
 def _query_parameters() -> list[dict]:

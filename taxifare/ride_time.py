@@ -20,8 +20,6 @@ NEW_YORK = ZoneInfo(ZONE)
 PLAIN_LENGTH = len("2013-07-06 17:18:00")
 UTC_SUFFIX = " UTC"
 FIRST_YEAR, END_YEAR = 2009, 2100
-EARLIEST = datetime(FIRST_YEAR, 1, 1).replace(tzinfo=timezone.utc).timestamp()
-LATEST = datetime(END_YEAR, 1, 1).replace(tzinfo=timezone.utc).timestamp()
 EXAMPLE = "2013-07-06 17:18:00"
 
 
@@ -40,10 +38,9 @@ def parse_pickup_datetime(text: str) -> int:
         moment = moment.replace(tzinfo=timezone.utc if utc else NEW_YORK)
     elif utc:
         raise RideTimeError(f"two time zones in {text[:40]!r}")
-    seconds = moment.timestamp()
-    if not EARLIEST <= seconds < LATEST:
+    if not FIRST_YEAR <= moment.year < END_YEAR:
         raise RideTimeError(f"out of range: {text[:40]!r} (rides from {FIRST_YEAR} to {END_YEAR - 1} are priced)")
-    return int(seconds)
+    return int(moment.timestamp())
 
 
 @cache
@@ -57,7 +54,7 @@ def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
     Batches are priced in one vectorised pass, so their times are too: when every string is a
     plain "YYYY-MM-DD[ HH:MM[:SS]]" (all with the " UTC" suffix, or none) numpy parses them and the
     zone's offset table converts them, with exactly parse_pickup_datetime's rules. Anything else
-    (offsets, "Z", mixed suffixes, bad strings, out-of-range years) returns None.
+    (offsets, "Z", mixed suffixes, bad strings, years outside 2009-2099 as written) returns None.
     """
     if not all(type(text) is str for text in texts):
         return None
@@ -69,10 +66,11 @@ def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
     ):
         return None
     try:
-        wall = np.array(plain, dtype="datetime64[s]").astype(np.int64)
+        wall = np.array(plain, dtype="datetime64[s]")
     except ValueError:
         return None
-    seconds = wall if utc else local_time.local_to_utc_seconds(wall, *_offset_table())
-    if not ((seconds >= EARLIEST) & (seconds < LATEST)).all():
+    years = wall.astype("datetime64[Y]").astype(np.int64) + 1970
+    if not ((years >= FIRST_YEAR) & (years < END_YEAR)).all():
         return None
-    return seconds
+    seconds = wall.astype(np.int64)
+    return seconds if utc else local_time.local_to_utc_seconds(seconds, *_offset_table())

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from taxifare.artifacts import save_model
+from taxifare.storage import is_gcs_uri
 from taxifare.cleaning import RULES, clean_rides
 from taxifare.data import LoadedRides
 from taxifare.evaluation import Scores, build_baselines, format_table, score
@@ -18,6 +19,11 @@ from taxifare.schema import FARE
 MODEL_NAME = "taxifare pipeline"
 TEST_FRACTION = 0.2
 MIN_CLEAN_RIDES = 50
+
+
+def public_source(source: str) -> str:
+    """A data source as model.json (served at /model) may show it: gs:// URIs whole, local files by name only."""
+    return source if is_gcs_uri(source) else Path(source).name
 
 
 @dataclass
@@ -57,10 +63,11 @@ def train_and_save(
     fit_seconds = time.perf_counter() - started
     scores[MODEL_NAME] = score(y_test, pipeline.predict(X_test))
 
+    rows_by_source = {public_source(source): rows for source, rows in loaded.rows_by_source.items()}
     metadata = {
         "data": {
-            "sources": list(loaded.rows_by_source),
-            "rows_by_source": loaded.rows_by_source,
+            "sources": list(rows_by_source),
+            "rows_by_source": rows_by_source,
             "rows_read": cleaned.rows_in,
             "rows_valid": len(rides),
             "rows_train": len(X_train),

@@ -57,7 +57,7 @@ def _number(value: object) -> float:
         raise ValueError(f"not a number: {_show(value)}")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
         raise ValueError(f"not a number: {_show(value)}") from None
     if not math.isfinite(number):
         raise ValueError(f"not a finite number: {_show(value)}")

@@ -33,7 +33,7 @@ PROJECT = "test-project"
 CONFIG_VARS = """GCP_PROJECT_ID GCP_REGION BUCKET SERVICE_NAME MODEL_DIR MODEL_URI
 MODEL_SHA256 MEMORY CPU CONCURRENCY THREADS MIN_INSTANCES MAX_INSTANCES TIMEOUT
 PRIVATE REPOSITORY IMAGE IMAGE_TAG BQ_DATASET BQ_LOCATION BQ_CONNECTION
-SMOKE_TOKEN SMOKE_MAX_TIME DELETE_BUCKET ENV_FILE""".split()
+SMOKE_TOKEN SMOKE_MAX_TIME DELETE_BUCKET ENV_FILE SERVICE_ACCOUNT""".split()
 
 # The upload must be exactly the function's source.
 UPLOADED_ROOT_FILES = {"main.py", "requirements.txt", ".python-version", "project.toml", ".gcloudignore"}
@@ -62,6 +62,7 @@ DRY_RUN_CASES = [
     ("function-private", "function", {"PRIVATE": "1"}),
     ("run", "run", {}),
     ("run-private", "run", {"PRIVATE": "1"}),
+    ("function-own-identity", "function", {"SERVICE_ACCOUNT": "taxifare-runtime@test-project.iam.gserviceaccount.com"}),
     ("image", "image", {}),
     ("bigquery", "bigquery", {}),
     ("delete", "delete", {}),
@@ -313,6 +314,13 @@ def test_dry_run_private_function_and_service():
     for step, prefix in (("function", "gcloud functions deploy"), ("run", "gcloud run deploy")):
         deploy = flags(find_line(dry_run(step, PRIVATE="1"), prefix))
         assert "--no-allow-unauthenticated" in deploy and "--allow-unauthenticated" not in deploy
+
+
+def test_service_account_is_passed_only_when_set():
+    account = "taxifare-runtime@test-project.iam.gserviceaccount.com"
+    for step, prefix in (("function", "gcloud functions deploy"), ("run", "gcloud run deploy")):
+        assert flags(find_line(dry_run(step, SERVICE_ACCOUNT=account), prefix))["--service-account"] == account
+        assert "--service-account" not in flags(find_line(dry_run(step), prefix))
 
 
 def test_dry_run_run_flags_and_threads_follow_concurrency():
