@@ -4,7 +4,6 @@ Read top to bottom: `handle` (log + safety net) -> `route` -> one handler per en
 Parsing lives in request_parsing.py, field checks in validation.py, the model in model_store.py.
 """
 
-import logging
 import re
 import time
 from importlib.resources import files
@@ -14,7 +13,7 @@ from flask import Request, Response
 
 from taxifare.model_store import ModelStore, ModelUnavailable
 from taxifare.openapi import openapi_spec
-from taxifare.request_log import log_request
+from taxifare.json_log import log_event, log_request
 from taxifare.request_parsing import RequestError, Shape, parse_ride_request
 from taxifare.responses import error_response, html_response, json_response, preflight_response
 from taxifare.validation import InvalidRides, validate_records
@@ -27,8 +26,6 @@ READ_METHODS = {"GET", "HEAD"}
 PREDICT_METHODS = READ_METHODS | {"POST"}
 DOCS_HTML = files("taxifare").joinpath("docs.html").read_text(encoding="utf-8")
 
-log = logging.getLogger(__name__)
-
 
 def handle(request: Request, store: ModelStore) -> Response:
     """Answer one request and log it; an unexpected error becomes a plain 500, never a trace."""
@@ -37,7 +34,7 @@ def handle(request: Request, store: ModelStore) -> Response:
     try:
         response, rows = route(request, store)
     except Exception as unexpected:  # the safety net: every known failure is answered before here
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log_event("ERROR", f"unhandled error on {request.method} {request.path}", with_traceback=True)
         response, error = error_response(500, "internal error"), type(unexpected).__name__
     model = store.loaded
     log_request(request, response.status_code, time.perf_counter() - started, model and model.version, rows, error)

@@ -12,7 +12,6 @@
 
 import gc
 import json
-import logging
 import math
 import os
 import threading
@@ -20,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from taxifare import storage
+from taxifare.json_log import log_event
 
 MODEL_URI_ENV = "MODEL_URI"
 MODEL_SHA256_ENV = "MODEL_SHA256"
@@ -31,16 +31,19 @@ FORK_WAIT_SECONDS = 30.0
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 
-log = logging.getLogger(__name__)
 
 
 class ModelUnavailable(Exception):
-    """The model cannot be served right now; `reason` is safe to show callers."""
+    """The model cannot be served right now.
 
-    def __init__(self, reason: str, retry_after: int):
+    `reason` is safe to show callers (no paths, no internals); `detail` is for the operator's log.
+    """
+
+    def __init__(self, reason: str, retry_after: int = 0, detail: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -141,13 +144,15 @@ class ModelStore:
         except ModelUnavailable as known:
             failure = known
         except Exception:  # a bug or an environment fault: still a 503 and a retry, never a crash
-            log.exception("unexpected error loading the model from %s", self.uri)
-            failure = ModelUnavailable("model could not be loaded (server error)", 0)
+            log_event("ERROR", f"unexpected error loading the model from {self.uri}", with_traceback=True)
+            failure = ModelUnavailable("model could not be loaded (server error)")
         self._failures += 1
         backoff = min(FIRST_BACKOFF_SECONDS * 2 ** (self._failures - 1), MAX_BACKOFF_SECONDS)
         self._next_attempt = time.monotonic() + backoff
         self._reason = failure.reason
         failure.retry_after = math.ceil(backoff)
+        log_event("ERROR", f"model unavailable: {failure.reason}", model_uri=self.uri, detail=failure.detail,
+                  failures=self._failures, retry_in_seconds=backoff)
         raise failure
 
     def _load(self) -> LoadedModel:
@@ -159,18 +164,17 @@ class ModelStore:
         data = self._fetch(self.uri, "model")
         digest = sha256_hex(data)
         if self.sha256 and digest != self.sha256:
-            log.error("model sha256 %s does not match %s=%s", digest, MODEL_SHA256_ENV, self.sha256)
-            raise ModelUnavailable(f"model bytes do not match the {MODEL_SHA256_ENV} pin; refusing to load", 0)
+            raise ModelUnavailable(f"model bytes do not match the {MODEL_SHA256_ENV} pin; refusing to load",
+                                   detail=f"sha256 {digest}, pinned {self.sha256}")
         try:
             predictor = FarePredictor(load_pipeline(data))
         except ModelVersionError as error:
-            log.error("%s", error)
-            raise ModelUnavailable(str(error), 0) from None
+            raise ModelUnavailable(str(error)) from None
         except Exception as error:  # unpickling garbage can raise almost anything
-            log.error("model at %s is not a loadable model: %r", self.uri, error)
-            raise ModelUnavailable("model file is corrupt or not a taxifare model", 0) from None
+            raise ModelUnavailable("model file is corrupt or not a taxifare model", detail=repr(error)) from None
         metadata = self._metadata(metadata_uri(self.uri), digest)
-        log.info("loaded model %s (%d bytes) in %.3f s", metadata["model_version"], len(data), time.perf_counter() - started)
+        log_event("INFO", f"loaded model {metadata['model_version']} from {self.uri}", model_version=metadata["model_version"],
+                  size_bytes=len(data), load_seconds=round(time.perf_counter() - started, 3))
         return LoadedModel(predictor=predictor, metadata=metadata)
 
     def _fetch(self, uri: str, what: str) -> bytes:
@@ -178,19 +182,21 @@ class ModelStore:
             return storage.read_bytes(uri, timeout=self.download_timeout)
         except FileNotFoundError:
             reason = f"{what} file not found at the configured {MODEL_URI_ENV}"
+            detail = f"no {uri}"
         except Exception as error:  # GCS client errors, timeouts, refused connections, credentials
             reason = f"{what} storage error ({type(error).__name__})"
-        log.error("cannot read %s %s: %s", what, uri, reason)
-        raise ModelUnavailable(reason, 0)
+            detail = f"{uri}: {error!r}"
+        raise ModelUnavailable(reason, detail=detail)
 
     def _metadata(self, uri: str, digest: str) -> dict:
         """model.json beside the model when it describes these exact bytes, else the essentials."""
         derived = {"model_version": f"sha256-{digest[:12]}", "sha256": digest}
         try:
             metadata = json.loads(self._fetch(uri, "metadata"))
-        except (ModelUnavailable, ValueError):
+        except (ModelUnavailable, ValueError) as error:
+            log_event("WARNING", f"no usable model.json beside the model: {error}", metadata_uri=uri)
             return derived
         if not isinstance(metadata, dict) or metadata.get("sha256") != digest:
-            log.warning("ignoring %s: it describes other model bytes", uri)
+            log_event("WARNING", f"ignoring {uri}: it describes other model bytes")
             return derived
         return metadata

@@ -297,7 +297,9 @@ def test_docs_page_is_self_contained_html(client):
 def test_one_json_log_line_per_request_without_coordinates(client, capsys, trained_model):
     _, result = trained_model
     client.get(query(), headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"})
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # every line is JSON
+    assert any(e["severity"] == "INFO" and e["message"].startswith("loaded model") for e in entries)
+    lines = [json.dumps(e) for e in entries if "httpRequest" in e]
     assert len(lines) == 1
     entry = json.loads(lines[0])
     assert entry["severity"] == "INFO"

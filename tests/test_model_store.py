@@ -72,9 +72,11 @@ def test_loads_lazily_from_gcs_with_its_metadata(monkeypatch, bucket, metadata):
     assert bucket.downloads(MODEL_URI) == 1
 
 
-def test_missing_object_is_503_then_serves_once_uploaded_without_restart(monkeypatch, bucket):
+def test_missing_object_is_503_then_serves_once_uploaded_without_restart(monkeypatch, bucket, capsys):
     client = make_client(monkeypatch, MODEL_URI)
     assert_unavailable(client.get(PREDICT), "not found")
+    failures = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "model unavailable" in line]
+    assert failures and failures[0]["severity"] == "ERROR" and failures[0]["model_uri"] == MODEL_URI
     assert client.get("/health").status_code == 503
     bucket.publish()
     assert wait_for(client, PREDICT, 200).status_code == 200

@@ -1,12 +1,14 @@
-"""One structured JSON line per request on stdout, which Cloud Logging parses into fields.
+"""Structured JSON log lines on stdout, which Cloud Logging parses into fields.
 
-The line carries severity, method, path (never the query string: it holds coordinates), status,
-latency, rows priced, model version and the trace id from X-Cloud-Trace-Context.
+One line per request: severity, method, path (never the query string: it holds coordinates),
+status, latency, rows priced, model version and the trace id from X-Cloud-Trace-Context. Model
+loading events use the same format, so nothing arrives as unparsed multi-line text.
 """
 
 import json
 import os
 import sys
+import traceback
 
 from flask import Request
 
@@ -31,7 +33,7 @@ def trace_field(request: Request) -> dict[str, str]:
 
 def log_request(request: Request, status: int, seconds: float, model_version: str | None, rows: int,
                 error: str | None = None) -> None:
-    """Write the request's line; one write call, so threads never interleave within a line."""
+    """Write the request's line."""
     entry = {
         "severity": severity(status),
         "message": f"{request.method} {request.path} {status}",
@@ -43,4 +45,16 @@ def log_request(request: Request, status: int, seconds: float, model_version: st
     }
     if error:
         entry["error"] = error
-    sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
+    _write(entry)
+
+
+def log_event(severity: str, message: str, with_traceback: bool = False, **fields: object) -> None:
+    """A non-request event (model loaded, load failed); the traceback, if asked, rides in the message."""
+    if with_traceback:
+        message = f"{message}\n{traceback.format_exc()}"
+    _write({"severity": severity, "message": message, **fields})
+
+
+def _write(entry: dict) -> None:
+    """One write call per line, so threads never interleave within a line."""
+    sys.stdout.write(json.dumps(entry, separators=(",", ":"), default=str) + "\n")
