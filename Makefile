@@ -43,10 +43,11 @@ bench: $(VENV)/.dev-installed $(MODEL)
 soak: $(VENV)/.dev-installed $(MODEL)
 	$(BIN)/python -m pytest -m soak -s
 
-## audit: known vulnerabilities in the deployed dependencies (asks PyPI's advisory data)
-audit: $(VENV)/.dev-installed
-	$(BIN)/pip install -q pip-audit
-	$(BIN)/pip-audit -r requirements.txt
+## audit: known vulnerabilities in the deployed dependencies (asks PyPI's advisory data), from its own venv
+audit:
+	$(PYTHON) -m venv .venv-audit
+	.venv-audit/bin/pip install -q pip-audit
+	.venv-audit/bin/pip-audit -r requirements.txt
 
 clean:
-	rm -rf $(VENV) models .pytest_cache
+	rm -rf $(VENV) .venv-audit models .pytest_cache

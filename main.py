@@ -8,8 +8,10 @@ import os
 
 # The server's threads are the parallelism: OpenMP threads inside one batch prediction would only
 # fight them (and spin: 10x slower on a busy core). Set before scikit-learn loads its OpenMP runtime.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+OPENMP_THREADS_ENV = "OMP_NUM_THREADS"
+os.environ.setdefault(OPENMP_THREADS_ENV, "1")
 
+import flask  # noqa: E402
 import functions_framework  # noqa: E402
 
 from taxifare.model_store import ModelStore  # noqa: E402
@@ -21,6 +23,6 @@ from taxifare import api  # noqa: E402  (imported after the load starts, to over
 
 
 @functions_framework.http
-def predict(request):
+def predict(request: flask.Request) -> flask.Response:
     """Every path and method: greeting, fares (GET, POST, batches, BigQuery), health, docs."""
     return api.handle(request, store)

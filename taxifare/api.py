@@ -61,6 +61,7 @@ def route(request: Request, store: ModelStore) -> tuple[Response, int]:
 
 
 def not_allowed(method: str, path: str, allow: str) -> Response:
+    """405 naming the methods that work, in the Allow header too."""
     return error_response(405, f"method {method} is not allowed on {path[:100]}", {"method": f"use {allow}"},
                           {"Allow": allow})
 

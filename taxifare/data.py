@@ -26,7 +26,7 @@ class LoadedRides:
     rows_by_source: dict[str, int] = field(default_factory=dict)
 
 
-def parse_pickup_datetimes(values: pd.Series) -> pd.Series:
+def parse_kaggle_datetimes(values: pd.Series) -> pd.Series:
     """Kaggle's "2013-03-27 03:35:00 UTC" strings to UTC datetimes; unparseable ones become NaT."""
     parsed = pd.to_datetime(values, format=KAGGLE_DATETIME_FORMAT, utc=True, errors="coerce")
     unparsed = parsed.isna() & values.notna()
@@ -37,7 +37,7 @@ def parse_pickup_datetimes(values: pd.Series) -> pd.Series:
 
 def rides_from_frame(frame: pd.DataFrame, source: str) -> LoadedRides:
     """Rides already in memory (a synthetic set), parsed like a file."""
-    frame = frame.assign(**{PICKUP_DATETIME: parse_pickup_datetimes(frame[PICKUP_DATETIME])})
+    frame = frame.assign(**{PICKUP_DATETIME: parse_kaggle_datetimes(frame[PICKUP_DATETIME])})
     return LoadedRides(rides=frame[list(CSV_COLUMNS)], rows_by_source={source: len(frame)})
 
 
@@ -55,7 +55,7 @@ def read_rides(
     rng = np.random.default_rng(seed)
     chunks, rows_by_source, kept = [], {}, 0
     for source in sources:
-        rows_by_source[source] = 0
+        rows_by_source.setdefault(source, 0)
         with storage.open_binary(source) as stream:
             reader = pd.read_csv(stream, usecols=list(CSV_COLUMNS), dtype=DTYPES, chunksize=chunk_rows)
             for chunk in reader:
@@ -63,7 +63,7 @@ def read_rides(
                     chunk = chunk[rng.random(len(chunk)) < sample]
                 if limit is not None:
                     chunk = chunk.iloc[: limit - kept]
-                chunk[PICKUP_DATETIME] = parse_pickup_datetimes(chunk[PICKUP_DATETIME])
+                chunk[PICKUP_DATETIME] = parse_kaggle_datetimes(chunk[PICKUP_DATETIME])
                 chunks.append(chunk)
                 kept += len(chunk)
                 rows_by_source[source] += len(chunk)

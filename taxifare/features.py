@@ -20,11 +20,11 @@ from taxifare.schema import (
     PICKUP_DATETIME,
     PICKUP_LATITUDE,
     PICKUP_LONGITUDE,
+    RATE_CHANGE_DATE,
+    TIMEZONE,
 )
 
-NEW_YORK = "America/New_York"
-RATE_CHANGE_LOCAL_SECONDS = np.datetime64("2012-09-04", "s").astype(np.int64)
-"""NYC's Taxi and Limousine Commission raised metered rates on this (local) date, by about 17%."""
+RATE_CHANGE_LOCAL_SECONDS = np.datetime64(RATE_CHANGE_DATE, "s").astype(np.int64)
 
 SECONDS_PER_YEAR = 365.2425 * 86_400
 TIME_FEATURES = ("year", "month", "weekday", "hour", "years_since_2009", "after_rate_change")
@@ -32,7 +32,7 @@ GEOMETRY_FEATURES = ("haversine_km", "manhattan_km", "bearing_deg")
 EPOCH_2009 = 1_230_768_000
 
 
-def utc_seconds(values) -> np.ndarray:
+def utc_seconds(values: object) -> np.ndarray:
     """UTC epoch seconds of a datetime column.
 
     Timezone-aware pandas datetimes are converted from their zone; everything without a zone
@@ -57,11 +57,11 @@ class RideFeatures(TransformerMixin, BaseEstimator):
     landmarks : name -> (longitude, latitude); distances from pickup and dropoff to each.
     """
 
-    def __init__(self, timezone: str = NEW_YORK, landmarks: Mapping[str, tuple[float, float]] | None = None):
+    def __init__(self, timezone: str = TIMEZONE, landmarks: Mapping[str, tuple[float, float]] | None = None):
         self.timezone = timezone
         self.landmarks = landmarks
 
-    def fit(self, X, y=None):
+    def fit(self, X: object, y: object = None) -> "RideFeatures":
         """Learn the time zone's offset table; nothing is learned from the rides themselves."""
         self.offset_instants_, self.offsets_ = local_time.utc_offset_table(self.timezone)
         landmarks = geo.LANDMARKS if self.landmarks is None else self.landmarks
@@ -71,20 +71,23 @@ class RideFeatures(TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.array(INPUT_COLUMNS, dtype=object)
         return self
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the columns `transform` returns, in order."""
         check_is_fitted(self, "landmark_names_")
         landmark = [f"{end}_to_{name}_km" for end in ("pickup", "dropoff") for name in self.landmark_names_]
         names = [*INPUT_COLUMNS[1:], *GEOMETRY_FEATURES, *landmark, *TIME_FEATURES]
         return np.array(names, dtype=object)
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: object) -> np.ndarray:
         """Features of each ride as a float64 array of shape (n_rides, n_features)."""
         check_is_fitted(self, "landmark_names_")
         return self.compute(X)
 
-    def compute(self, X) -> np.ndarray:
-        """`transform` without scikit-learn's per-call checks: the request path's entry point."""
+    def compute(self, X: object) -> np.ndarray:
+        """`transform` without scikit-learn's per-call checks (~10% of a one-ride prediction).
+
+        For FarePredictor, which only ever holds a fitted pipeline; everyone else calls transform.
+        """
         lon1, lat1, lon2, lat2, passengers = (
             np.asarray(X[name], dtype=np.float64)
             for name in (PICKUP_LONGITUDE, PICKUP_LATITUDE, DROPOFF_LONGITUDE, DROPOFF_LATITUDE, PASSENGER_COUNT)

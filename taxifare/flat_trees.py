@@ -19,6 +19,8 @@ class FlatTrees:
     """
 
     def __init__(self, regressor: HistGradientBoostingRegressor):
+        if type(regressor._loss.link).__name__ != "IdentityLink":
+            raise ValueError(f"only identity-link losses are supported by the flat evaluator, not {regressor.loss!r}")
         nodes = [predictors[0].nodes for predictors in regressor._predictors]
         if any(n["is_categorical"].any() for n in nodes):
             raise ValueError("categorical splits are not supported by the flat evaluator")

@@ -48,11 +48,11 @@ def log_request(request: Request, status: int, seconds: float, model_version: st
     _write(entry)
 
 
-def log_event(severity: str, message: str, with_traceback: bool = False, **fields: object) -> None:
+def log_event(level: str, message: str, with_traceback: bool = False, **fields: object) -> None:
     """A non-request event (model loaded, load failed); the traceback, if asked, rides in the message."""
     if with_traceback:
         message = f"{message}\n{traceback.format_exc()}"
-    _write({"severity": severity, "message": message, **fields})
+    _write({"severity": level, "message": message, **fields})
 
 
 def _write(entry: dict) -> None:

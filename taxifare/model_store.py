@@ -1,7 +1,7 @@
 """Load the model once per instance, lazily, from a local path or GCS, and survive failures.
 
 - One download, even when many threads hit a cold instance: a lock serialises loading and
-  everyone else waits (up to LOAD_WAIT_SECONDS) for the result.
+  everyone else waits (up to two download deadlines plus 5 s) for the result.
 - Loading starts in a background thread at import, so the download overlaps the interpreter's
   imports; the first request joins it instead of starting another.
 - Failure (missing object, GCS down or slow, corrupt bytes, sha256 mismatch, another
@@ -16,21 +16,40 @@ import math
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from taxifare import storage
 from taxifare.json_log import log_event
+
+if TYPE_CHECKING:
+    from taxifare.predictor import FarePredictor
 
 MODEL_URI_ENV = "MODEL_URI"
 MODEL_SHA256_ENV = "MODEL_SHA256"
 DOWNLOAD_TIMEOUT_ENV = "MODEL_DOWNLOAD_TIMEOUT_SECONDS"
 DEFAULT_MODEL_URI = "models/model.joblib"
 DOWNLOAD_TIMEOUT_SECONDS = 20.0
-LOAD_WAIT_SECONDS = 25.0
-FORK_WAIT_SECONDS = 30.0
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 
+
+_LOADING_STORES: "weakref.WeakSet[ModelStore]" = weakref.WeakSet()
+"""Stores that started a background load, for the fork hooks below."""
+
+
+def _settle_stores_before_fork() -> None:
+    for store in list(_LOADING_STORES):
+        store._settle_before_fork()
+
+
+def _restart_stores_in_child() -> None:
+    for store in list(_LOADING_STORES):
+        store._restart_in_child()
+
+
+os.register_at_fork(before=_settle_stores_before_fork, after_in_child=_restart_stores_in_child)
 
 
 class ModelUnavailable(Exception):
@@ -50,11 +69,12 @@ class ModelUnavailable(Exception):
 class LoadedModel:
     """A ready predictor with its metadata (model.json, or what we could derive)."""
 
-    predictor: object
+    predictor: "FarePredictor"
     metadata: dict
 
     @property
     def version(self) -> str:
+        """model.json's version id (or one derived from the sha256 when model.json is absent)."""
         return self.metadata["model_version"]
 
 
@@ -63,44 +83,44 @@ class ModelStore:
 
     def __init__(self, uri: str, sha256: str | None = None, download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS):
         self.uri = uri
-        self.sha256 = sha256.lower() if sha256 else None
+        self.sha256 = sha256.strip().lower() if sha256 else None
         self.download_timeout = download_timeout
+        self.load_wait = 2 * download_timeout + 5  # model.joblib and model.json, then unpickling
         self._model: LoadedModel | None = None
         self._lock = threading.Lock()
         self._failures = 0
         self._next_attempt = 0.0
         self._reason = "model not loaded yet"
-        self._fork_hook_registered = False
         self._loader: threading.Thread | None = None
 
     @classmethod
     def from_environment(cls) -> "ModelStore":
         """MODEL_URI (default models/model.joblib), the optional MODEL_SHA256 pin, the download deadline."""
-        return cls(
-            os.environ.get(MODEL_URI_ENV) or DEFAULT_MODEL_URI,
-            os.environ.get(MODEL_SHA256_ENV) or None,
-            float(os.environ.get(DOWNLOAD_TIMEOUT_ENV) or DOWNLOAD_TIMEOUT_SECONDS),
-        )
+        timeout = os.environ.get(DOWNLOAD_TIMEOUT_ENV) or str(DOWNLOAD_TIMEOUT_SECONDS)
+        try:
+            download_timeout = float(timeout)
+        except ValueError:
+            raise ValueError(f"{DOWNLOAD_TIMEOUT_ENV} must be a number of seconds, got {timeout!r}") from None
+        return cls(os.environ.get(MODEL_URI_ENV) or DEFAULT_MODEL_URI, os.environ.get(MODEL_SHA256_ENV) or None,
+                   download_timeout)
 
-    def start_loading(self) -> threading.Thread:
+    def start_loading(self) -> None:
         """Begin loading in the background; get() will wait for this same attempt.
 
         gunicorn imports main.py in its master process and then forks the worker: the thread
         does not survive the fork and its lock would stay held, so the child starts afresh.
         """
-        if not self._fork_hook_registered:
-            os.register_at_fork(before=self._settle_before_fork, after_in_child=self._restart_in_child)
-            self._fork_hook_registered = True
+        _LOADING_STORES.add(self)
         self._loader = threading.Thread(target=self._load_quietly, name="model-loader", daemon=True)
         self._loader.start()
-        return self._loader
 
     def _settle_before_fork(self) -> None:
         """Let a running load finish (imports included) so the child inherits a consistent process."""
         if self._loader is not None and self._loader.is_alive():
-            self._loader.join(FORK_WAIT_SECONDS)
+            self._loader.join(self.load_wait)
 
     def _restart_in_child(self) -> None:
+        """In the forked worker: a fresh lock (the parent's may look held) and a load if none finished."""
         self._lock = threading.Lock()
         if self._model is None:
             self._failures, self._next_attempt = 0, 0.0
@@ -116,7 +136,7 @@ class ModelStore:
         model = self._model
         if model is not None:
             return model
-        if not self._lock.acquire(timeout=LOAD_WAIT_SECONDS):
+        if not self._lock.acquire(timeout=self.load_wait):
             raise ModelUnavailable("model is still loading", retry_after=1)
         try:
             if self._model is None:
@@ -199,4 +219,4 @@ class ModelStore:
         if not isinstance(metadata, dict) or metadata.get("sha256") != digest:
             log_event("WARNING", f"ignoring {uri}: it describes other model bytes")
             return derived
-        return metadata
+        return {**derived, **metadata}

@@ -1,12 +1,18 @@
 """Predict fares with a fitted pipeline, taking the fastest exact path for the batch size."""
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.pipeline import Pipeline
 
 from taxifare.flat_trees import FlatTrees
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FLAT_TREES_MAX_ROWS = 64
-"""Up to this many rows the flat evaluator wins; beyond, scikit-learn's threaded Cython does."""
+"""Up to this many rows the flat evaluator wins; beyond, scikit-learn's Cython tree walk does."""
 
 
 class FarePredictor:
@@ -21,7 +27,7 @@ class FarePredictor:
         self.regressor = pipeline.named_steps["regressor"]
         self.trees = FlatTrees(self.regressor)
 
-    def predict(self, rides) -> np.ndarray:
+    def predict(self, rides: "pd.DataFrame | Mapping[str, np.ndarray]") -> np.ndarray:
         """Fares for rides given as a DataFrame or a dict of equal-length column arrays."""
         X = self.features.compute(rides)
         if len(X) <= FLAT_TREES_MAX_ROWS:

@@ -50,10 +50,11 @@ class RideRequest:
 
     @property
     def row_label(self) -> str | None:
+        """How batch errors name a row ("instances[3]..."); None for a single ride."""
         return {Shape.INSTANCES: "instances", Shape.BIGQUERY: "calls"}.get(self.shape)
 
 
-def fields_from_form(form) -> RideRequest:
+def fields_from_form(form: MultiDict) -> RideRequest:
     """One ride from a query string or form (a werkzeug MultiDict); repeated fields are refused."""
     repeated = {name: f"given {len(values)} times" for name, values in form.lists() if len(values) > 1}
     if repeated:

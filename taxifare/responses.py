@@ -32,4 +32,5 @@ def preflight_response() -> Response:
 
 
 def html_response(html: str) -> Response:
+    """The /docs page."""
     return Response(html, status=200, mimetype="text/html", headers=CORS_HEADERS)

@@ -7,6 +7,7 @@
   overlap an ambiguous time is its first occurrence (01:30 -> 01:30 EDT).
 """
 
+import re
 from datetime import datetime, timezone
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -14,10 +15,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from taxifare import local_time
+from taxifare.schema import TIMEZONE
 
-ZONE = "America/New_York"
-NEW_YORK = ZoneInfo(ZONE)
-PLAIN_LENGTH = len("2013-07-06 17:18:00")
+NEW_YORK = ZoneInfo(TIMEZONE)
+PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?")
+"""What the batch parser takes: a date, optionally hours:minutes[:seconds]; no zone, no fractions."""
 UTC_SUFFIX = " UTC"
 FIRST_YEAR, END_YEAR = 2009, 2100
 EXAMPLE = "2013-07-06 17:18:00"
@@ -45,7 +47,7 @@ def parse_pickup_datetime(text: str) -> int:
 
 @cache
 def _offset_table() -> tuple[np.ndarray, np.ndarray]:
-    return local_time.utc_offset_table(ZONE)
+    return local_time.utc_offset_table(TIMEZONE)
 
 
 def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
@@ -53,17 +55,14 @@ def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
 
     Batches are priced in one vectorised pass, so their times are too: when every string is a
     plain "YYYY-MM-DD[ HH:MM[:SS]]" (all with the " UTC" suffix, or none) numpy parses them and the
-    zone's offset table converts them, with exactly parse_pickup_datetime's rules. Anything else
+    zone's offset table converts them, by parse_pickup_datetime's rules. Anything else
     (offsets, "Z", mixed suffixes, bad strings, years outside 2009-2099 as written) returns None.
     """
     if not all(type(text) is str for text in texts):
         return None
     utc = texts[0].endswith(UTC_SUFFIX)
     plain = [text[: -len(UTC_SUFFIX)] for text in texts] if utc else texts
-    if any(text.endswith(UTC_SUFFIX) != utc for text in texts) or any(
-        len(text) > PLAIN_LENGTH or not text[:4].isdigit() or "+" in text or "Z" in text or "-" in text[10:]
-        for text in plain
-    ):
+    if any(text.endswith(UTC_SUFFIX) != utc for text in texts) or not all(map(PLAIN_TIME.fullmatch, plain)):
         return None
     try:
         wall = np.array(plain, dtype="datetime64[s]")

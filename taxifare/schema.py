@@ -25,3 +25,9 @@ LONGITUDE_RANGE = (-74.3, -72.9)
 """The service area: a box around New York City and its airports (EWR, JFK, LGA included)."""
 
 PASSENGER_RANGE = (1, 8)
+
+TIMEZONE = "America/New_York"
+"""Riders' clocks: naive request times, and the model's hour/weekday/month features, are New York time."""
+
+RATE_CHANGE_DATE = "2012-09-04"
+"""NYC's Taxi and Limousine Commission raised metered rates on this (local) date, by about 17%."""

@@ -17,7 +17,6 @@ import pandas as pd
 
 from taxifare import geo
 from taxifare.data import KAGGLE_DATETIME_FORMAT
-from taxifare.features import NEW_YORK
 from taxifare.schema import (
     CSV_COLUMNS,
     DROPOFF_LATITUDE,
@@ -28,12 +27,14 @@ from taxifare.schema import (
     PICKUP_DATETIME,
     PICKUP_LATITUDE,
     PICKUP_LONGITUDE,
+    RATE_CHANGE_DATE,
+    TIMEZONE,
 )
 
 SOURCE_NAME = "synthetic"
 PERIOD = ("2009-01-01", "2015-07-01")
-RATE_CHANGE = pd.Timestamp("2012-09-04", tz=NEW_YORK)
-MTA_TAX_START = pd.Timestamp("2009-11-01", tz=NEW_YORK)
+RATE_CHANGE = pd.Timestamp(RATE_CHANGE_DATE, tz=TIMEZONE)
+MTA_TAX_START = pd.Timestamp("2009-11-01", tz=TIMEZONE)
 KM_PER_MILE = 1.609344
 AREAS = {
     # name: (share of pickups, (lon, lat) centre, spread in degrees)
@@ -68,7 +69,7 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
     """n rides in the Kaggle schema (times as "... UTC" strings), fares from the meter rules."""
     rng = np.random.default_rng(seed)
     times = _pickup_times(rng, n)
-    local = times.tz_convert(NEW_YORK)
+    local = times.tz_convert(TIMEZONE)
     lon1, lat1, from_jfk = _points(rng, n)
     to_jfk = ~from_jfk & (rng.random(n) < 0.04)
     trip_km = np.clip(rng.lognormal(np.log(2.2), 0.75, n), 0.3, 40)

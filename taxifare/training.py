@@ -9,12 +9,12 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from taxifare.artifacts import save_model
-from taxifare.storage import is_gcs_uri
 from taxifare.cleaning import RULES, clean_rides
 from taxifare.data import LoadedRides
 from taxifare.evaluation import Scores, build_baselines, format_table, score
 from taxifare.pipeline import REGRESSOR_PARAMS, build_pipeline
 from taxifare.schema import FARE
+from taxifare.storage import is_gcs_uri
 
 MODEL_NAME = "taxifare pipeline"
 TEST_FRACTION = 0.2
@@ -63,7 +63,9 @@ def train_and_save(
     fit_seconds = time.perf_counter() - started
     scores[MODEL_NAME] = score(y_test, pipeline.predict(X_test))
 
-    rows_by_source = {public_source(source): rows for source, rows in loaded.rows_by_source.items()}
+    rows_by_source: dict[str, int] = {}
+    for source, rows in loaded.rows_by_source.items():
+        rows_by_source[public_source(source)] = rows_by_source.get(public_source(source), 0) + rows
     metadata = {
         "data": {
             "sources": list(rows_by_source),

@@ -7,7 +7,6 @@ the reason; a batch reports at most MAX_REPORTED_ERRORS of them, each prefixed w
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,14 +35,12 @@ MAX_REPORTED_ERRORS = 20
 Record = dict[str, object]
 
 
-@dataclass
 class InvalidRides(ValueError):
     """Field errors, keyed "field" (one ride) or "instances[i].field" (a batch)."""
 
-    details: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return "; ".join(f"{name}: {reason}" for name, reason in self.details.items())
+    def __init__(self, details: dict[str, str]):
+        super().__init__("; ".join(f"{name}: {reason}" for name, reason in details.items()))
+        self.details = details
 
 
 def _show(value: object) -> str:
@@ -135,7 +132,10 @@ def _valid_batch_columns(records: Sequence[Record]) -> dict[str, np.ndarray] | N
     numeric = (*RANGES, PASSENGER_COUNT)
     if seconds is None or not all(type(v) is float or type(v) is int for name in numeric for v in raw[name]):
         return None
-    columns = {name: np.array(raw[name], dtype=np.float64) for name in numeric}
+    try:
+        columns = {name: np.array(raw[name], dtype=np.float64) for name in numeric}
+    except OverflowError:  # a JSON integer beyond float range
+        return None
     passengers = columns[PASSENGER_COUNT]
     if not all(_within(columns[name], RANGES[name]) for name in RANGES) or not _within(passengers, PASSENGER_RANGE) \
             or not (passengers == np.floor(passengers)).all():

@@ -210,6 +210,21 @@ def test_malformed_batches_name_the_row(client, body, field, reason):
     assert_rejected(client.post("/", json=body), 400, field, reason)
 
 
+@pytest.mark.parametrize("shape", ["instances", "calls"])
+def test_a_number_beyond_float_range_in_a_batch_is_named(client, shape):
+    huge = {**RIDE, "pickup_longitude": 10**400}
+    rows = [huge, RIDE] if shape == "instances" else [list(huge.values()), list(RIDE.values())]
+    response = client.post("/", json={shape: rows})
+    assert response.status_code == 400
+    assert "pickup_longitude" in response.get_data(as_text=True) and "not a number" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("partial", ["2013", "2013-07"])
+def test_batches_refuse_the_partial_dates_single_rides_refuse(client, partial):
+    response = client.post("/", json={"instances": [{**RIDE, "pickup_datetime": partial}, RIDE]})
+    assert_rejected(response, 400, "instances[0].pickup_datetime", "not a date and time")
+
+
 def test_batch_errors_are_capped(client):
     response = client.post("/", json={"instances": [{}] * 500})
     assert response.status_code == 400

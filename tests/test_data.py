@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from taxifare.data import parse_pickup_datetimes, read_rides
+from taxifare.data import parse_kaggle_datetimes, read_rides
 from taxifare.schema import CSV_COLUMNS
 
 
@@ -40,6 +40,6 @@ def test_sample_must_be_a_fraction(shared_csvs):
 
 
 def test_unparseable_times_become_missing_and_iso_times_parse():
-    parsed = parse_pickup_datetimes(pd.Series(["2013-03-27 03:35:00 UTC", "yesterday", "2013-03-27T03:35:00Z"]))
+    parsed = parse_kaggle_datetimes(pd.Series(["2013-03-27 03:35:00 UTC", "yesterday", "2013-03-27T03:35:00Z"]))
     assert parsed.isna().tolist() == [False, True, False]
     assert parsed[0] == parsed[2]

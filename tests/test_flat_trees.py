@@ -42,6 +42,13 @@ def test_missing_values_follow_the_learned_direction():
     np.testing.assert_allclose(FlatTrees(regressor).predict(X), regressor.predict(X), rtol=0, atol=1e-9)
 
 
+def test_non_identity_links_are_refused():
+    X = np.random.default_rng(0).random((200, 3))
+    regressor = HistGradientBoostingRegressor(max_iter=3, loss="poisson").fit(X, X[:, 0] + 1)
+    with pytest.raises(ValueError, match="identity-link"):
+        FlatTrees(regressor)
+
+
 def test_categorical_models_are_refused():
     X = np.column_stack([np.arange(100) % 4, np.arange(100)]).astype(float)
     regressor = HistGradientBoostingRegressor(max_iter=3, categorical_features=[0]).fit(X, X[:, 0])

@@ -111,6 +111,22 @@ def test_corrupt_objects_are_503_and_recover_when_replaced(monkeypatch, bucket, 
     assert wait_for(client, PREDICT, 200).status_code == 200
 
 
+def test_model_json_without_a_version_still_serves_with_a_derived_one(monkeypatch, bucket, metadata, model_bytes):
+    bucket.upload(METADATA_URI, json.dumps({k: v for k, v in metadata.items() if k != "model_version"}).encode())
+    bucket.upload(MODEL_URI, model_bytes)
+    client = make_client(monkeypatch, MODEL_URI)
+    assert client.get(PREDICT).status_code == 200
+    assert client.get("/health").get_json()["model_version"] == f"sha256-{metadata['sha256'][:12]}"
+
+
+def test_a_malformed_download_timeout_names_the_variable(monkeypatch):
+    from taxifare.model_store import DOWNLOAD_TIMEOUT_ENV, ModelStore
+
+    monkeypatch.setenv(DOWNLOAD_TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match=DOWNLOAD_TIMEOUT_ENV):
+        ModelStore.from_environment()
+
+
 def test_object_deleted_while_warm_keeps_serving(monkeypatch, bucket):
     bucket.publish()
     client = make_client(monkeypatch, MODEL_URI)
@@ -149,7 +165,12 @@ def test_storage_too_slow_is_503_within_the_deadline(monkeypatch):
 
 
 def test_cold_start_storm_on_a_real_server_downloads_once(bucket, tmp_path):
-    """64 concurrent requests on a cold gunicorn instance: all 200, one download."""
+    """64 concurrent requests as soon as a fresh gunicorn instance listens: all 200, one download.
+
+    The load starts when gunicorn's master imports main.py and the worker inherits it, so the
+    storm meets an in-flight or finished load; test_concurrent_cold_gets_share_one_download
+    covers threads racing a store that has not started.
+    """
     bucket.publish()
     server = FunctionServer({"MODEL_URI": MODEL_URI, EMULATOR_ENV: bucket.url}, tmp_path / "server.log")
     try:
@@ -190,3 +211,39 @@ def test_concurrent_cold_gets_share_one_download(bucket):
         models = list(pool.map(lambda _: store.get(), range(32)))
     assert len({id(model) for model in models}) == 1
     assert bucket.downloads(MODEL_URI) == 1
+
+
+FORK_SCRIPT = """
+import os, shutil, sys, time
+from taxifare.model_store import ModelStore
+model, target = sys.argv[1], sys.argv[2]
+store = ModelStore(target)
+store.start_loading()          # in flight (or failed: the file is absent) when we fork
+pid = os.fork()
+if pid == 0:
+    if not os.path.exists(target):
+        shutil.copy(model, target)  # the fault clears after the fork: the child must load by itself
+    for _ in range(100):
+        try:
+            store.get()
+            os._exit(0)
+        except Exception:
+            time.sleep(0.1)
+    os._exit(3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.parametrize("present_before_fork", [True, False])
+def test_a_forked_worker_serves_whether_or_not_the_parent_finished_loading(model_path, tmp_path, present_before_fork):
+    """gunicorn forks its worker after main.py started loading in the master: the worker must end up serving."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "model.joblib"
+    if present_before_fork:
+        target.write_bytes(Path(model_path).read_bytes())
+    result = subprocess.run([sys.executable, "-c", FORK_SCRIPT, model_path, str(target)], cwd=Path(__file__).parents[1],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

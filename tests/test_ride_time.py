@@ -26,6 +26,7 @@ def test_batch_parse_equals_one_by_one(suffix):
 @pytest.mark.parametrize("batch", [
     ["2013-07-06T17:18:00Z"], ["2013-07-06T17:18:00-04:00"], ["2013-07-06 17:18:00 UTC", "2013-07-06 17:18:00"],
     ["2013-02-30 10:00:00"], ["1999-07-06 17:18:00"], ["tomorrow"], [17], ["2013-07-06T17:18-04"],
+    ["2013"], ["2013-07"], ["2013-07-06 17"], ["2013-07-06 17:18:00.5"],
 ])
 def test_batches_it_cannot_vouch_for_are_left_to_the_one_by_one_parser(batch):
     assert parse_pickup_datetimes(batch) is None
@@ -34,6 +35,27 @@ def test_batches_it_cannot_vouch_for_are_left_to_the_one_by_one_parser(batch):
 def test_partial_times_are_accepted_like_fromisoformat():
     assert parse_pickup_datetimes(["2013-07-06 17:18", "2013-07-06"]).tolist() == [
         parse_pickup_datetime("2013-07-06 17:18"), parse_pickup_datetime("2013-07-06")]
+
+
+@pytest.mark.parametrize(("text", "utc"), [
+    ("2013-03-10 01:59:59", "2013-03-10T06:59:59"),  # EST, one second before the jump
+    ("2013-03-10 02:30:00", "2013-03-10T07:30:00"),  # spring gap: pre-jump offset (EST), i.e. 03:30 EDT
+    ("2013-03-10 03:00:00", "2013-03-10T07:00:00"),  # EDT
+    ("2013-11-03 00:59:59", "2013-11-03T04:59:59"),  # EDT
+    ("2013-11-03 01:30:00", "2013-11-03T05:30:00"),  # autumn overlap: first occurrence (EDT)
+    ("2013-11-03 02:00:00", "2013-11-03T07:00:00"),  # EST
+])
+def test_dst_gap_and_overlap_resolve_to_these_instants(text, utc):
+    expected = int(np.datetime64(utc, "s").astype(np.int64))
+    assert parse_pickup_datetime(text) == expected
+    assert parse_pickup_datetimes([text, text]).tolist() == [expected, expected]
+
+
+def test_the_year_range_applies_to_the_year_as_written():
+    assert parse_pickup_datetime("2099-12-31 23:00:00")  # 2100 in UTC, still 2099 in New York
+    assert parse_pickup_datetime("2009-01-01T00:30:00+01:00")  # 2008 in UTC
+    with pytest.raises(RideTimeError, match="out of range"):
+        parse_pickup_datetime("2100-01-01 00:00:00")
 
 
 def test_errors_quote_the_input_and_an_example():
