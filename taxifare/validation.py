@@ -50,8 +50,8 @@ def _show(value: object) -> str:
 
 def _number(value: object) -> float:
     """A finite float from a JSON number or a numeric string; ValueError says why not."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"not a number: {_show(value)}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and "_" in value):
+        raise ValueError(f"not a number: {_show(value)}")  # "_": Python's float() takes "4_0.7", people don't
     try:
         number = float(value)
     except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range

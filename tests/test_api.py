@@ -147,6 +147,7 @@ def test_bigquery_wrong_arity_is_named(client):
 
 @pytest.mark.parametrize(("field", "value", "reason"), [
     ("pickup_latitude", "abc", "not a number: 'abc'"),
+    ("pickup_latitude", "4_0.7", "not a number"),
     ("pickup_latitude", "nan", "not a finite number"),
     ("pickup_longitude", "inf", "not a finite number"),
     ("pickup_latitude", "45.0", "outside the NYC service area"),
