@@ -31,9 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from taxifare.cli import SHARED_FILES, shared_data_dir  # noqa: E402
+
 FUNCTIONS_FRAMEWORK = Path(sys.executable).parent / "functions-framework"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
-DEFAULT_DATA = Path(os.environ.get("TAXIFARE_DATA_DIR", REPO.parent / "shared" / "data")) / "train_10k.csv"
+DEFAULT_DATA = shared_data_dir() / SHARED_FILES[0]
 EXAMPLE_QUERY = ("pickup_datetime=2013-07-06%2017:18:00&pickup_longitude=-73.950655&pickup_latitude=40.783282"
                  "&dropoff_longitude=-73.984365&dropoff_latitude=40.769802&passenger_count=1")
 PREDICT_PATH = "/predict?" + EXAMPLE_QUERY

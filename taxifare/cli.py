@@ -37,10 +37,14 @@ class Progress:
         print(f"[{time.perf_counter() - self.started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+def shared_data_dir() -> Path:
+    """Where the shared real rides are: TAXIFARE_DATA_DIR, else ../shared/data beside the checkout."""
+    return Path(os.environ.get(DATA_DIR_ENV, SHARED_DATA_DIR))
+
+
 def default_sources() -> list[str]:
     """The shared real rides, if present."""
-    folder = Path(os.environ.get(DATA_DIR_ENV, SHARED_DATA_DIR))
-    files = [folder / name for name in SHARED_FILES]
+    files = [shared_data_dir() / name for name in SHARED_FILES]
     return [str(f) for f in files if f.is_file()]
 
 
@@ -50,7 +54,7 @@ def load_training_rides(args: argparse.Namespace, progress: Progress) -> LoadedR
     if sources:
         return read_rides(sources, limit=args.limit, sample=args.sample, seed=args.seed, progress=progress)
     rows = args.limit or DEFAULT_SYNTHETIC_ROWS
-    progress(f"NOTE: no --data given and no real rides in {os.environ.get(DATA_DIR_ENV, SHARED_DATA_DIR)}: training on {rows:,} SYNTHETIC rides "
+    progress(f"NOTE: no --data given and no real rides in {shared_data_dir()}: training on {rows:,} SYNTHETIC rides "
              "priced by NYC TLC rules. Pass --data PATH_OR_GS_URI to train on real data.")
     return rides_from_frame(generate_rides(rows, seed=args.seed), SOURCE_NAME)
 

@@ -38,7 +38,7 @@ def log_request(request: Request, status: int, seconds: float, model_version: st
         "severity": severity(status),
         "message": f"{request.method} {request.path} {status}",
         "httpRequest": {"requestMethod": request.method, "requestUrl": request.path, "status": status,
-                        "latency": f"{seconds:.6f}s", "userAgent": request.user_agent.string},
+                        "latency": f"{seconds:.6f}s", "userAgent": request.headers.get("User-Agent", "")},
         "model_version": model_version,
         "rows": rows,
         **trace_field(request),

@@ -1,26 +1,24 @@
 """Shared fixtures: the real shared rides, a model trained on them once, a GCS emulator."""
 
-import os
 from pathlib import Path
 
 import pytest
 
 from taxifare.cleaning import clean_rides
+from taxifare.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
 from taxifare.data import read_rides
 from taxifare.training import train_and_save
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("TAXIFARE_DATA_DIR", REPO.parent / "shared" / "data"))
-TRAIN_CSV = SHARED_DATA / "train_10k.csv"
-EXTRA_CSV = SHARED_DATA / "extra_10k.csv"
+TRAIN_CSV, EXTRA_CSV = (shared_data_dir() / name for name in SHARED_FILES)
 
 
 @pytest.fixture(scope="session")
 def shared_csvs() -> list[str]:
     missing = [str(p) for p in (TRAIN_CSV, EXTRA_CSV) if not p.is_file()]
     if missing:
-        pytest.fail(f"the shared NYC rides are missing: {missing} (set TAXIFARE_DATA_DIR)")
+        pytest.fail(f"the shared NYC rides are missing: {missing} (set {DATA_DIR_ENV})")
     return [str(TRAIN_CSV), str(EXTRA_CSV)]
 
 

@@ -1,12 +1,8 @@
 """The HTTP contract, in-process through functions_framework.create_app(...).test_client()."""
 
 import json
-import math
-from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from taxifare.request_parsing import MAX_BODY_BYTES, MAX_ROWS

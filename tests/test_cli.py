@@ -7,6 +7,7 @@ import sys
 
 import pandas as pd
 
+from taxifare.cli import DATA_DIR_ENV
 from tests.conftest import REPO
 
 
@@ -31,13 +32,13 @@ def test_train_then_evaluate(shared_csvs, tmp_path):
 
 def test_without_data_it_trains_on_the_shared_rides(shared_csvs, tmp_path):
     result = run("train", "--out", str(tmp_path), "--limit", "4000",
-                 env={"TAXIFARE_DATA_DIR": os.path.dirname(shared_csvs[0])})
+                 env={DATA_DIR_ENV: os.path.dirname(shared_csvs[0])})
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "model.json").read_text())["data"]["sources"] == ["train_10k.csv"]
 
 
 def test_without_any_real_data_it_says_it_trains_on_synthetic_rides(tmp_path):
-    result = run("train", "--out", str(tmp_path), "--limit", "3000", env={"TAXIFARE_DATA_DIR": str(tmp_path / "none")})
+    result = run("train", "--out", str(tmp_path), "--limit", "3000", env={DATA_DIR_ENV: str(tmp_path / "none")})
     assert result.returncode == 0, result.stderr
     assert "SYNTHETIC" in result.stderr
     assert json.loads((tmp_path / "model.json").read_text())["data"]["sources"] == ["synthetic"]

@@ -5,7 +5,6 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from taxifare.artifacts import MODEL_FILE, load_pipeline
-from taxifare.cleaning import clean_rides
 from taxifare.flat_trees import FlatTrees
 from taxifare.predictor import FLAT_TREES_MAX_ROWS, FarePredictor
 
