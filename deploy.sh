@@ -28,7 +28,7 @@ root (KEY=VALUE lines; the environment wins; ENV_FILE=path picks another file):
   GCP_PROJECT_ID  (required)   GCP_REGION    europe-west1
   BUCKET          $GCP_PROJECT_ID-taxifare   SERVICE_NAME  taxifare
   MODEL_DIR       models       MODEL_URI/MODEL_SHA256  from $MODEL_DIR/model.json
-  MEMORY          1Gi          CPU           1
+  MEMORY          512Mi        CPU           1
   CONCURRENCY     8            THREADS       $CONCURRENCY
   MIN_INSTANCES   0            MAX_INSTANCES 3           TIMEOUT  60s
   PRIVATE         0 (1: require an identity token to call the service)
@@ -105,7 +105,7 @@ set_defaults() {
   : "${BUCKET:=$GCP_PROJECT_ID-taxifare}"
   : "${SERVICE_NAME:=taxifare}"
   : "${MODEL_DIR:=models}"
-  : "${MEMORY:=1Gi}"
+  : "${MEMORY:=512Mi}"
   : "${CPU:=1}"
   : "${CONCURRENCY:=8}"
   : "${THREADS:=$CONCURRENCY}"
@@ -308,7 +308,7 @@ step_run() {
   identity_flags
   run_cmd gcloud run deploy "$SERVICE_NAME" --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --source=. --function="$ENTRY_POINT" "$(auth_flag)" \
-    --memory="$MEMORY" --cpu="$CPU" --concurrency="$CONCURRENCY" \
+    --memory="$MEMORY" --cpu="$CPU" --concurrency="$CONCURRENCY" --cpu-boost \
     --min-instances="$MIN_INSTANCES" --max-instances="$MAX_INSTANCES" \
     --timeout="$TIMEOUT" --set-env-vars="$env_vars" "${IDENTITY[@]}"
   service_url url

@@ -2,6 +2,6 @@
 
 import sys
 
-from taxifare.cli import main
+from taxifare.training.cli import main
 
 sys.exit(main())

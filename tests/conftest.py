@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from taxifare.cleaning import clean_rides
-from taxifare.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
-from taxifare.data import read_rides
-from taxifare.training import train_and_save
+from taxifare.training.cleaning import clean_rides
+from taxifare.training.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
+from taxifare.training.data import read_rides
+from taxifare.training.train import train_and_save
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
 
 REPO = Path(__file__).resolve().parents[1]

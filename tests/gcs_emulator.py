@@ -7,6 +7,7 @@ Not the wrapper's own FakeGCSServer class: that one pipes the server's log witho
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -79,3 +80,47 @@ class GcsEmulator:
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         needle = f"GET /download/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
         return self.log_path.read_text().count(needle)
+
+
+class TricklingProxy:
+    """A loopback TCP proxy in front of `target_port` that sends answers back slowly.
+
+    Requests pass through at once; every answer is trickled `chunk` bytes per `pause` seconds,
+    like a storage service on a congested link. One thread per connection, closed with stop().
+    """
+
+    def __init__(self, target_port: int, chunk: int = 16_384, pause: float = 0.1):
+        self.target_port, self.chunk, self.pause = target_port, chunk, pause
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, 65_536, 0.0), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.chunk, self.pause), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, chunk: int, pause: float) -> None:
+        try:
+            while data := source.recv(chunk):
+                sink.sendall(data)
+                time.sleep(pause)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._listener.close()

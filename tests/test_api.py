@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from taxifare.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
 
 RIDE = {
     "pickup_datetime": "2013-07-06 17:18:00", "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,

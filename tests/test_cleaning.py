@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from taxifare.cleaning import RULES, SWAPPED_COORDINATES, clean_rides
-from taxifare.schema import COORDINATE_COLUMNS, FARE, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_COUNT
+from taxifare.model.schema import COORDINATE_COLUMNS, FARE, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_COUNT
+from taxifare.training.cleaning import RULES, SWAPPED_COORDINATES, clean_rides
 
 
 @pytest.fixture(scope="module")
 def train_rides(shared_csvs):
-    from taxifare.data import read_rides
+    from taxifare.training.data import read_rides
 
     return read_rides(shared_csvs[:1]).rides
 

@@ -7,7 +7,7 @@ import sys
 
 import pandas as pd
 
-from taxifare.cli import DATA_DIR_ENV
+from taxifare.training.cli import DATA_DIR_ENV
 from tests.conftest import REPO
 
 

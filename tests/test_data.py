@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from taxifare.data import parse_kaggle_datetimes, read_rides
-from taxifare.schema import CSV_COLUMNS
+from taxifare.model.schema import CSV_COLUMNS
+from taxifare.training.data import parse_kaggle_datetimes, read_rides
 
 
 def test_reads_every_row_of_both_sources_with_utc_times(shared_csvs):

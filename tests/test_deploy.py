@@ -41,12 +41,15 @@ JUNK = [
     "tests/x.py",
     "models/model.joblib",
     "models/model.json",
+    "models/pipeline.joblib",
     ".venv/x",
     "notebooks/a.ipynb",
     "data.csv",
     "data/raw.csv",
     "taxifare/__pycache__/x.cpython-311.pyc",
     "taxifare/stale.pyc",
+    "taxifare/training/extra.py",
+    "taxifare/__main__.py",
     "Makefile",
     "README.md",
     ".env",
@@ -174,10 +177,11 @@ def _collect_dry_run_commands():
 # --- .gcloudignore and project.toml ----------------------------------------
 
 
-def _tracked_package_files():
-    """Files under taxifare/ that git would track (committed or not), without caches."""
+def _serving_package_files():
+    """Files of what the function runs (taxifare/__init__.py, model/, serving/) that git would track."""
     proc = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "taxifare"],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--",
+         "taxifare/__init__.py", "taxifare/model", "taxifare/serving"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -216,7 +220,7 @@ def test_upload_is_exactly_the_function_source(tmp_path):
     assert proc.returncode == 0, proc.stderr
     uploaded = {line.replace(os.sep, "/") for line in proc.stdout.splitlines() if line}
 
-    expected = UPLOADED_ROOT_FILES | _tracked_package_files()
+    expected = UPLOADED_ROOT_FILES | _serving_package_files()
     assert uploaded == expected, (
         f"missing from the upload: {sorted(expected - uploaded)}; "
         f"uploaded but should not be: {sorted(uploaded - expected)}"
@@ -300,7 +304,7 @@ def test_dry_run_function_flags():
     assert deploy["--entry-point"] == "predict"
     assert deploy["--project"] == PROJECT
     assert deploy["--region"] == "europe-west1"
-    assert (deploy["--memory"], deploy["--cpu"], deploy["--concurrency"]) == ("1Gi", "1", "8")
+    assert (deploy["--memory"], deploy["--cpu"], deploy["--concurrency"]) == ("512Mi", "1", "8")
     assert (deploy["--min-instances"], deploy["--max-instances"]) == ("0", "3")
     assert deploy["--timeout"] == "60s"
     assert deploy["--set-env-vars"] == (
@@ -328,6 +332,7 @@ def test_dry_run_run_flags_and_threads_follow_concurrency():
     deploy = flags(find_line(lines, "gcloud run deploy fare-svc "))
     assert deploy["--source"] == "." and deploy["--function"] == "predict"
     assert deploy["--allow-unauthenticated"] is None
+    assert deploy["--cpu-boost"] is None  # start-up CPU boost: a cold start gets more CPU
     assert (deploy["--memory"], deploy["--cpu"], deploy["--concurrency"]) == ("2Gi", "2", "4")
     assert deploy["--set-env-vars"].endswith(",THREADS=4")
     assert flags(find_line(lines, "gcloud run services describe fare-svc "))["--format"] == "value(status.url)"

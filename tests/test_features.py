@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from taxifare import geo, local_time
-from taxifare.features import RideFeatures, utc_seconds
-from taxifare.schema import INPUT_COLUMNS
+from taxifare.model import geometry, local_time
+from taxifare.model.features import utc_seconds
+from taxifare.model.schema import INPUT_COLUMNS
+from taxifare.training.transformers import RideFeatures
 
-JFK = geo.LANDMARKS["jfk"]
-TIMES_SQUARE = geo.LANDMARKS["midtown"]
+JFK = geometry.LANDMARKS["jfk"]
+TIMES_SQUARE = geometry.LANDMARKS["midtown"]
 
 
 def rides(*times: str, lon1=-73.95, lat1=40.78, lon2=-73.98, lat2=40.77) -> pd.DataFrame:
@@ -29,31 +30,31 @@ def features_by_name(frame) -> dict[str, np.ndarray]:
 
 
 def test_jfk_to_times_square_is_about_20_km():
-    km = geo.haversine_km(np.array([JFK[0]]), np.array([JFK[1]]), np.array([TIMES_SQUARE[0]]), np.array([TIMES_SQUARE[1]]))
+    km = geometry.haversine_km(np.array([JFK[0]]), np.array([JFK[1]]), np.array([TIMES_SQUARE[0]]), np.array([TIMES_SQUARE[1]]))
     assert km[0] == pytest.approx(21.7, abs=0.5)
 
 
 def test_one_degree_of_latitude_is_111_km():
-    assert geo.haversine_km(np.array([-74.0]), np.array([40.0]), np.array([-74.0]), np.array([41.0]))[0] == pytest.approx(111.2, abs=0.1)
+    assert geometry.haversine_km(np.array([-74.0]), np.array([40.0]), np.array([-74.0]), np.array([41.0]))[0] == pytest.approx(111.2, abs=0.1)
 
 
 def test_manhattan_distance_along_an_avenue_equals_the_straight_line():
-    theta = np.radians(geo.MANHATTAN_GRID_ROTATION_DEG)
+    theta = np.radians(geometry.MANHATTAN_GRID_ROTATION_DEG)
     lat = 40.75
     north_km, east_km = 2 * np.cos(theta), 2 * np.sin(theta)
     lon2 = -73.98 + east_km / (111.195 * np.cos(np.radians(lat)))
     lat2 = lat + north_km / 111.195
-    assert geo.manhattan_km(*geo.trip_offsets_km(np.array([-73.98]), np.array([lat]), np.array([lon2]), np.array([lat2])))[0] == pytest.approx(2.0, rel=0.01)
+    assert geometry.manhattan_km(*geometry.trip_offsets_km(np.array([-73.98]), np.array([lat]), np.array([lon2]), np.array([lat2])))[0] == pytest.approx(2.0, rel=0.01)
 
 
 def test_manhattan_distance_across_the_grid_is_longer_than_the_straight_line():
     args = [np.array([v]) for v in (-73.99, 40.75, -73.95, 40.75)]
-    assert geo.manhattan_km(*geo.trip_offsets_km(*args))[0] > 1.2 * geo.haversine_km(*args)[0]
+    assert geometry.manhattan_km(*geometry.trip_offsets_km(*args))[0] > 1.2 * geometry.haversine_km(*args)[0]
 
 
 def test_bearing_points_north_and_east():
-    assert geo.bearing_deg(*geo.trip_offsets_km(np.array([-74.0]), np.array([40.7]), np.array([-74.0]), np.array([40.8])))[0] == pytest.approx(0.0)
-    assert geo.bearing_deg(*geo.trip_offsets_km(np.array([-74.0]), np.array([40.7]), np.array([-73.9]), np.array([40.7])))[0] == pytest.approx(90.0)
+    assert geometry.bearing_deg(*geometry.trip_offsets_km(np.array([-74.0]), np.array([40.7]), np.array([-74.0]), np.array([40.8])))[0] == pytest.approx(0.0)
+    assert geometry.bearing_deg(*geometry.trip_offsets_km(np.array([-74.0]), np.array([40.7]), np.array([-73.9]), np.array([40.7])))[0] == pytest.approx(90.0)
 
 
 @pytest.mark.parametrize(

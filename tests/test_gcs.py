@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from taxifare import storage
-from taxifare.artifacts import METADATA_FILE, MODEL_FILE, load_pipeline, sha256_hex
-from taxifare.cli import main
-from taxifare.data import read_rides
+from taxifare.model import loading, storage
+from taxifare.model.loading import METADATA_FILE, MODEL_FILE, sha256_hex
+from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
+from taxifare.training.cli import main
+from taxifare.training.data import read_rides
 
 BUCKET = "taxifare-test"
 
@@ -34,8 +35,11 @@ def test_train_uploads_versioned_and_latest_copies(gcs, shared_csvs, tmp_path, c
         model = storage.read_bytes(f"gs://{BUCKET}/models/{folder}/{MODEL_FILE}")
         assert sha256_hex(model) == metadata["sha256"]
         assert json.loads(storage.read_bytes(f"gs://{BUCKET}/models/{folder}/{METADATA_FILE}")) == metadata
+        pipeline = storage.read_bytes(f"gs://{BUCKET}/models/{folder}/{PIPELINE_FILE}")
+        assert sha256_hex(pipeline) == metadata["pipeline"]["sha256"]
     assert f"uploaded gs://{BUCKET}/models/latest/{MODEL_FILE}" in capsys.readouterr().out
-    load_pipeline(storage.read_bytes(f"gs://{BUCKET}/models/latest/{MODEL_FILE}"))
+    loading.loads(storage.read_bytes(f"gs://{BUCKET}/models/latest/{MODEL_FILE}"))
+    load_pipeline(storage.read_bytes(f"gs://{BUCKET}/models/latest/{PIPELINE_FILE}"))
 
 
 def test_missing_object_is_file_not_found_naming_it(gcs):

@@ -1,6 +1,8 @@
 """Model loading from GCS against a real fake-gcs-server: lazy, once, and self-healing."""
 
 import json
+import os
+import pickle
 import socket
 import threading
 import time
@@ -11,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from taxifare.artifacts import METADATA_FILE, MODEL_FILE
+from taxifare.model.loading import METADATA_FILE, MODEL_FILE
 from tests.conftest import make_client
-from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
+from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator, TricklingProxy
 from tests.servers import FunctionServer
 
 BUCKET = "models-bucket"
@@ -120,7 +122,7 @@ def test_model_json_without_a_version_still_serves_with_a_derived_one(monkeypatc
 
 
 def test_a_malformed_download_timeout_names_the_variable(monkeypatch):
-    from taxifare.model_store import DOWNLOAD_TIMEOUT_ENV, ModelStore
+    from taxifare.serving.model_store import DOWNLOAD_TIMEOUT_ENV, ModelStore
 
     monkeypatch.setenv(DOWNLOAD_TIMEOUT_ENV, "soon")
     with pytest.raises(ValueError, match=DOWNLOAD_TIMEOUT_ENV):
@@ -203,7 +205,7 @@ def test_cold_start_storm_on_a_real_server_downloads_once(bucket, tmp_path):
 
 def test_concurrent_cold_gets_share_one_download(bucket):
     """32 threads on a store that has not started loading: one download, one model object."""
-    from taxifare.model_store import ModelStore
+    from taxifare.serving.model_store import ModelStore
 
     bucket.publish()
     store = ModelStore(MODEL_URI)
@@ -215,7 +217,7 @@ def test_concurrent_cold_gets_share_one_download(bucket):
 
 FORK_SCRIPT = """
 import os, shutil, sys, time
-from taxifare.model_store import ModelStore
+from taxifare.serving.model_store import ModelStore
 model, target = sys.argv[1], sys.argv[2]
 store = ModelStore(target)
 store.start_loading()          # in flight (or failed: the file is absent) when we fork
@@ -247,3 +249,77 @@ def test_a_forked_worker_serves_whether_or_not_the_parent_finished_loading(model
     result = subprocess.run([sys.executable, "-c", FORK_SCRIPT, model_path, str(target)], cwd=Path(__file__).parents[1],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_a_slow_download_in_flight_at_the_fork_happens_once(bucket, tmp_path):
+    """The master starts the download, gunicorn forks while it trickles in: the worker inherits it."""
+    bucket.publish()
+    proxy = TricklingProxy(bucket.port, chunk=16_384, pause=0.1)  # ~1.5 s for the model
+    server = FunctionServer({"MODEL_URI": MODEL_URI, EMULATOR_ENV: proxy.url}, tmp_path / "server.log")
+    try:
+        server.wait_listening(timeout=60)
+        with urllib.request.urlopen(server.url + PREDICT, timeout=30) as response:
+            assert response.status == 200
+        assert bucket.downloads(MODEL_URI) == 1, server.log()
+        assert_clean_log(server.log())
+    finally:
+        server.stop()
+        proxy.stop()
+
+
+def assert_clean_log(log: str) -> None:
+    """Every line the server wrote is one JSON object (nothing like a fork-time traceback)."""
+    lines = log.splitlines()
+    assert lines, "the server logged nothing"
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
+
+
+@pytest.mark.parametrize("start", range(3))
+def test_a_server_start_logs_only_json_lines(model_path, tmp_path, start):
+    server = FunctionServer({"MODEL_URI": model_path}, tmp_path / "server.log")
+    try:
+        server.wait_listening()
+        with urllib.request.urlopen(server.url + PREDICT, timeout=30) as response:
+            assert response.status == 200
+    finally:
+        server.stop()
+    log = server.log()
+    assert "loaded model" in log
+    assert_clean_log(log)
+
+
+def test_a_model_file_naming_code_is_503_and_never_runs(monkeypatch, bucket, tmp_path):
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    bucket.publish(pickle.dumps(Payload(), protocol=5))
+    client = make_client(monkeypatch, MODEL_URI)
+    assert_unavailable(client.get(PREDICT), "names posix.system")
+    assert not marker.exists()
+    bucket.publish()
+    assert wait_for(client, PREDICT, 200).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge file", "directory"])
+def test_a_local_path_that_is_not_a_model_file_fails_fast(monkeypatch, tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "model.joblib"
+        os.mkfifo(path)  # no writer: reading it would wait forever
+    elif kind == "device":
+        path = Path("/dev/zero")  # reading it would never end
+    elif kind == "huge file":
+        path = tmp_path / "model.joblib"
+        with open(path, "wb") as sparse:
+            sparse.truncate(2 * 1024**3)
+    else:
+        path = tmp_path
+    started = time.monotonic()
+    client = make_client(monkeypatch, str(path))
+    reason = {"fifo": "not a regular file", "device": "not a regular file", "huge file": "MODEL_MAX_BYTES limit",
+              "directory": "storage error (IsADirectoryError)"}[kind]
+    assert_unavailable(client.get(PREDICT), reason)
+    assert time.monotonic() - started < 2

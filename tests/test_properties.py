@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from taxifare.schema import INPUT_COLUMNS
-from taxifare.validation import ALIASES
+from taxifare.model.schema import INPUT_COLUMNS
+from taxifare.serving.validation import ALIASES
 from tests.conftest import make_client
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -298,7 +298,8 @@ def test_a_batch_prices_each_ride_as_if_alone(app, rides):
     assert batch.status_code == 200
     predictions = batch.get_json()["predictions"]
     alone = [_single_fare(app, ride) for ride in (rides[0], rides[-1])]
-    # up to 64 rows use FlatTrees, more use scikit-learn: equal to 1e-9, so at most a cent apart once rounded
+    # small batches decide every node at once, larger ones walk the trees level by level: equal to 1e-9,
+    # so at most a cent apart once rounded
     assert [predictions[0], predictions[-1]] == pytest.approx(alone, abs=0.0101)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from taxifare.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
+from taxifare.serving.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
 
 
 def dst_edge_times() -> list[str]:

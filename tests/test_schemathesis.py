@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from taxifare.openapi import openapi_spec
+from taxifare.serving.openapi import openapi_spec
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MAX_EXAMPLES = 60  # per operation and mode: ~1 s each on top of the shared model training

@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from taxifare.cleaning import clean_rides
-from taxifare.data import rides_from_frame
-from taxifare.synthetic import generate_rides
+from taxifare.training.cleaning import clean_rides
+from taxifare.training.data import rides_from_frame
+from taxifare.training.synthetic import generate_rides
 
 
 def test_same_seed_same_rides_and_kaggle_schema():

@@ -1,20 +1,26 @@
-"""Train -> save -> load -> predict on the real rides; the model beats both baselines."""
+"""Train -> compile -> save -> load -> predict on the real rides; the model beats both baselines."""
 
 import io
 import json
 
 import joblib
-
 import numpy as np
 import pandas as pd
 import pytest
 import sklearn
 
-from taxifare.artifacts import METADATA_FILE, MODEL_FILE, ModelVersionError, load_pipeline, sha256_hex
-from taxifare.predictor import FarePredictor
-from taxifare.training import MODEL_NAME
+from taxifare.model import loading
+from taxifare.model.loading import METADATA_FILE, MODEL_FILE, sha256_hex
+from taxifare.training.artifacts import PIPELINE_FILE, ModelVersionError, load_pipeline, load_predictor
+from taxifare.training.train import MODEL_NAME
 
 ACCURACY_TARGET_RMSE = 3.7
+
+
+@pytest.fixture(scope="module")
+def model(trained_model):
+    out, _ = trained_model
+    return loading.loads((out / MODEL_FILE).read_bytes())
 
 
 def test_model_beats_both_baselines_and_the_target(trained_model):
@@ -25,11 +31,13 @@ def test_model_beats_both_baselines_and_the_target(trained_model):
     assert model.rmse <= ACCURACY_TARGET_RMSE
 
 
-def test_metadata_describes_the_model(trained_model):
+def test_metadata_describes_both_files_under_one_version(trained_model):
     out, result = trained_model
     metadata = json.loads((out / METADATA_FILE).read_text())
     assert metadata == result.metadata
     assert metadata["sha256"] == sha256_hex((out / MODEL_FILE).read_bytes())
+    assert metadata["pipeline"] == {"file": PIPELINE_FILE, "size_bytes": (out / PIPELINE_FILE).stat().st_size,
+                                    "sha256": sha256_hex((out / PIPELINE_FILE).read_bytes())}
     assert metadata["model_version"].endswith(metadata["sha256"][:8])
     assert metadata["data"]["rows_read"] == 20_476
     assert metadata["data"]["rows_train"] + metadata["data"]["rows_test"] == metadata["data"]["rows_valid"]
@@ -40,34 +48,47 @@ def test_metadata_describes_the_model(trained_model):
     assert (out / MODEL_FILE).stat().st_size <= 5_000_000
 
 
-def test_saved_model_loads_and_predicts_plausible_fares(trained_model, valid_rides):
-    out, _ = trained_model
-    predictor = FarePredictor(load_pipeline((out / MODEL_FILE).read_bytes()))
-    fares = predictor.predict(valid_rides.drop(columns="fare_amount"))
+def test_saved_model_loads_and_predicts_plausible_fares(model, valid_rides):
+    fares = model.predict(valid_rides.drop(columns="fare_amount"))
     assert fares.shape == (len(valid_rides),)
     assert np.all(np.isfinite(fares))
     assert 5 < np.median(fares) < 15
 
 
-def test_longer_rides_and_later_years_cost_more(trained_model):
+def test_a_notebook_user_can_joblib_load_the_model_and_predict_a_dataframe(trained_model, valid_rides):
     out, _ = trained_model
-    predictor = FarePredictor(load_pipeline((out / MODEL_FILE).read_bytes()))
+    rides = valid_rides.drop(columns="fare_amount").iloc[:100]
+    expected = load_pipeline((out / PIPELINE_FILE).read_bytes()).predict(rides)
+    np.testing.assert_allclose(joblib.load(out / MODEL_FILE).predict(rides), expected, rtol=0, atol=1e-9)
+
+
+def test_longer_rides_and_later_years_cost_more(model):
     rides = pd.DataFrame({
         "pickup_datetime": pd.to_datetime(["2011-06-01 15:00", "2011-06-01 15:00", "2014-06-01 15:00"], utc=True),
         "pickup_longitude": [-73.9855] * 3, "pickup_latitude": [40.7580] * 3,
         "dropoff_longitude": [-73.9700, -73.7781, -73.7781], "dropoff_latitude": [40.7700, 40.6413, 40.6413],
         "passenger_count": [1, 1, 1],
     })
-    short, airport_2011, airport_2014 = predictor.predict(rides)
+    short, airport_2011, airport_2014 = model.predict(rides)
     assert short < 15 < airport_2011 < airport_2014
 
 
-def test_a_model_from_another_scikit_learn_version_is_refused(trained_model):
+def test_evaluation_reads_either_file(trained_model, valid_rides):
     out, _ = trained_model
-    pipeline = load_pipeline((out / MODEL_FILE).read_bytes())
+    rides = valid_rides.drop(columns="fare_amount").iloc[:50]
+    compiled, pipeline = (load_predictor((out / name).read_bytes()) for name in (MODEL_FILE, PIPELINE_FILE))
+    np.testing.assert_allclose(compiled.predict(rides), pipeline.predict(rides), rtol=0, atol=1e-9)
+    with pytest.raises(loading.ModelFileError, match="neither a taxifare model.joblib nor a pipeline.joblib"):
+        load_predictor(b"key,fare_amount\n1,2\n")
+
+
+def test_a_pipeline_from_another_scikit_learn_version_is_refused(trained_model):
+    out, _ = trained_model
+    pipeline = load_pipeline((out / PIPELINE_FILE).read_bytes())
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer)
     other = "".join("9" if c.isdigit() else c for c in sklearn.__version__)  # same length: pickle framing stays valid
     pickled = buffer.getvalue().replace(sklearn.__version__.encode(), other.encode())
-    with pytest.raises(ModelVersionError, match=f"trained with scikit-learn {other}, this server runs {sklearn.__version__}"):
+    expected = f"trained with scikit-learn {other}, this environment runs {sklearn.__version__}"
+    with pytest.raises(ModelVersionError, match=expected):
         load_pipeline(pickled)

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from taxifare.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
-from taxifare.schema import (
+from taxifare.model.schema import (
     DROPOFF_LATITUDE,
     DROPOFF_LONGITUDE,
     INPUT_COLUMNS,
@@ -23,6 +22,7 @@ from taxifare.schema import (
     PICKUP_LATITUDE,
     PICKUP_LONGITUDE,
 )
+from taxifare.serving.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
 
 ALIASES = {"lon1": PICKUP_LONGITUDE, "lat1": PICKUP_LATITUDE, "lon2": DROPOFF_LONGITUDE,
            "lat2": DROPOFF_LATITUDE, "passcount": PASSENGER_COUNT}

@@ -3,10 +3,10 @@
 from functools import cache
 
 from taxifare import __version__
-from taxifare.request_parsing import MAX_BODY_BYTES, MAX_ROWS
-from taxifare.ride_time import EXAMPLE
-from taxifare.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
-from taxifare.validation import ALIASES
+from taxifare.model.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
+from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.ride_time import EXAMPLE
+from taxifare.serving.validation import ALIASES
 
 EXAMPLE_RIDE = {
     "pickup_datetime": EXAMPLE, "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,

@@ -8,7 +8,7 @@ from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
-from taxifare.features import RideFeatures
+from taxifare.training.transformers import RideFeatures
 
 DISTANCE_FEATURE = "haversine_km"
 

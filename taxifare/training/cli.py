@@ -11,18 +11,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from taxifare import storage
-from taxifare.artifacts import MODEL_FILE, load_pipeline, upload_model
-from taxifare.cleaning import clean_rides
-from taxifare.data import LoadedRides, read_rides, rides_from_frame
-from taxifare.evaluation import format_table, score
-from taxifare.predictor import FarePredictor
-from taxifare.schema import FARE
-from taxifare.synthetic import SOURCE_NAME, generate_rides
-from taxifare.training import MODEL_NAME, train_and_save
+from taxifare.model import storage
+from taxifare.model.loading import MODEL_FILE
+from taxifare.model.schema import FARE
+from taxifare.training.artifacts import load_predictor, upload_model
+from taxifare.training.cleaning import clean_rides
+from taxifare.training.data import LoadedRides, read_rides, rides_from_frame
+from taxifare.training.evaluation import format_table, score
+from taxifare.training.synthetic import SOURCE_NAME, generate_rides
+from taxifare.training.train import MODEL_NAME, train_and_save
 
 DATA_DIR_ENV = "TAXIFARE_DATA_DIR"
-SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 SHARED_FILES = ("train_10k.csv", "extra_10k.csv")
 DEFAULT_SYNTHETIC_ROWS = 20_000
 
@@ -73,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    predictor = FarePredictor(load_pipeline(storage.read_bytes(args.model)))
+    predictor = load_predictor(storage.read_bytes(args.model))
     cleaned = clean_rides(read_rides(args.data, limit=args.limit, sample=args.sample, seed=args.seed).rides)
     y = cleaned.rides.pop(FARE).to_numpy()
     print(f"{len(y):,} valid rides (cleaning: {cleaned.counts})")

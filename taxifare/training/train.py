@@ -1,4 +1,4 @@
-"""Train the fare pipeline on loaded rides, score it against the baselines, save it."""
+"""Train the fare pipeline on loaded rides, score it against the baselines, compile it, save both."""
 
 import time
 from collections.abc import Callable
@@ -8,17 +8,20 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from taxifare.artifacts import save_model
-from taxifare.cleaning import RULES, clean_rides
-from taxifare.data import LoadedRides
-from taxifare.evaluation import Scores, build_baselines, format_table, score
-from taxifare.pipeline import REGRESSOR_PARAMS, build_pipeline
-from taxifare.schema import FARE
-from taxifare.storage import is_gcs_uri
+from taxifare.model.schema import FARE
+from taxifare.model.storage import is_gcs_uri
+from taxifare.training.artifacts import save_model
+from taxifare.training.cleaning import RULES, clean_rides
+from taxifare.training.compile import compile_pipeline
+from taxifare.training.data import LoadedRides
+from taxifare.training.evaluation import Scores, build_baselines, format_table, score
+from taxifare.training.pipeline import REGRESSOR_PARAMS, build_pipeline
 
 MODEL_NAME = "taxifare pipeline"
 TEST_FRACTION = 0.2
 MIN_CLEAN_RIDES = 50
+COMPILED_TOLERANCE = 1e-9
+"""The compiled model must give the pipeline's fares to this many dollars, or nothing is saved."""
 
 
 def public_source(source: str) -> str:
@@ -45,7 +48,7 @@ def train_and_save(
     seed: int = 0,
     progress: Callable[[str], None] = lambda message: None,
 ) -> TrainingResult:
-    """Clean, split off a test set of valid rides, fit the pipeline and the baselines, save the model."""
+    """Clean, split off a test set of valid rides, fit the pipeline and the baselines, compile, save both."""
     cleaned = clean_rides(loaded.rides)
     progress(f"cleaning kept {len(cleaned.rides):,} of {cleaned.rows_in:,} rows: {cleaned.counts}")
     if len(cleaned.rides) < MIN_CLEAN_RIDES:
@@ -61,7 +64,12 @@ def train_and_save(
     started = time.perf_counter()
     pipeline = build_pipeline(random_state=seed).fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started
-    scores[MODEL_NAME] = score(y_test, pipeline.predict(X_test))
+    predicted = pipeline.predict(X_test)
+    scores[MODEL_NAME] = score(y_test, predicted)
+    model = compile_pipeline(pipeline)
+    drift = float(np.max(np.abs(model.predict(X_test) - predicted)))
+    if drift > COMPILED_TOLERANCE:
+        raise RuntimeError(f"the compiled model differs from the pipeline by ${drift:.3g} on the test set: not saved")
 
     rows_by_source: dict[str, int] = {}
     for source, rows in loaded.rows_by_source.items():
@@ -83,4 +91,4 @@ def train_and_save(
         "fare_range": [float(np.min(y)), float(np.max(y))],
         "fit_seconds": round(fit_seconds, 2),
     }
-    return TrainingResult(metadata=save_model(pipeline, metadata, out_dir), scores=scores)
+    return TrainingResult(metadata=save_model(model, pipeline, metadata, out_dir), scores=scores)

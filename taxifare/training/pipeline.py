@@ -1,9 +1,9 @@
-"""The fare model: one scikit-learn Pipeline, ride features then gradient-boosted trees."""
+"""The fare model as scikit-learn fits it: one Pipeline, ride features then gradient-boosted trees."""
 
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
-from taxifare.features import RideFeatures
+from taxifare.training.transformers import RideFeatures
 
 REGRESSOR_PARAMS = {
     "learning_rate": 0.15,

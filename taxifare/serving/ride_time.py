@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from taxifare import local_time
-from taxifare.schema import TIMEZONE
+from taxifare.model import local_time
+from taxifare.model.schema import TIMEZONE
 
 NEW_YORK = ZoneInfo(TIMEZONE)
 PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?")

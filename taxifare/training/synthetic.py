@@ -15,9 +15,8 @@ fares) so the cleaning rules get exercised at every scale.
 import numpy as np
 import pandas as pd
 
-from taxifare import geo
-from taxifare.data import KAGGLE_DATETIME_FORMAT
-from taxifare.schema import (
+from taxifare.model import geometry
+from taxifare.model.schema import (
     CSV_COLUMNS,
     DROPOFF_LATITUDE,
     DROPOFF_LONGITUDE,
@@ -30,6 +29,7 @@ from taxifare.schema import (
     RATE_CHANGE_DATE,
     TIMEZONE,
 )
+from taxifare.training.data import KAGGLE_DATETIME_FORMAT
 
 SOURCE_NAME = "synthetic"
 PERIOD = ("2009-01-01", "2015-07-01")
@@ -38,13 +38,13 @@ MTA_TAX_START = pd.Timestamp("2009-11-01", tz=TIMEZONE)
 KM_PER_MILE = 1.609344
 AREAS = {
     # name: (share of pickups, (lon, lat) centre, spread in degrees)
-    "midtown": (0.45, geo.LANDMARKS["midtown"], 0.012),
+    "midtown": (0.45, geometry.LANDMARKS["midtown"], 0.012),
     "downtown": (0.20, (-74.005, 40.720), 0.012),
     "uptown": (0.15, (-73.960, 40.790), 0.015),
     "brooklyn": (0.08, (-73.960, 40.680), 0.025),
     "queens": (0.04, (-73.880, 40.740), 0.030),
-    "jfk": (0.05, geo.LANDMARKS["jfk"], 0.004),
-    "lga": (0.03, geo.LANDMARKS["lga"], 0.003),
+    "jfk": (0.05, geometry.LANDMARKS["jfk"], 0.004),
+    "lga": (0.03, geometry.LANDMARKS["lga"], 0.003),
 }
 PASSENGERS = ((1, 0.70), (2, 0.15), (3, 0.04), (4, 0.02), (5, 0.06), (6, 0.03))
 DEFECT_RATE = 0.01
@@ -76,14 +76,14 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
     heading = rng.uniform(0, 2 * np.pi, n)
     lon2 = lon1 + trip_km * np.sin(heading) / (111.32 * np.cos(np.radians(lat1)))
     lat2 = lat1 + trip_km * np.cos(heading) / 111.32
-    to_manhattan = rng.normal(0, 0.01, (n, 2)) + geo.LANDMARKS["midtown"]
-    lon2 = np.where(from_jfk, to_manhattan[:, 0], np.where(to_jfk, geo.LANDMARKS["jfk"][0], lon2))
-    lat2 = np.where(from_jfk, to_manhattan[:, 1], np.where(to_jfk, geo.LANDMARKS["jfk"][1], lat2))
+    to_manhattan = rng.normal(0, 0.01, (n, 2)) + geometry.LANDMARKS["midtown"]
+    lon2 = np.where(from_jfk, to_manhattan[:, 0], np.where(to_jfk, geometry.LANDMARKS["jfk"][0], lon2))
+    lat2 = np.where(from_jfk, to_manhattan[:, 1], np.where(to_jfk, geometry.LANDMARKS["jfk"][1], lat2))
 
     hour = local.hour.to_numpy()
     weekday = local.day_of_week.to_numpy() < 5
     after = np.asarray(local >= RATE_CHANGE)
-    road_miles = geo.manhattan_km(*geo.trip_offsets_km(lon1, lat1, lon2, lat2)) * rng.uniform(1.0, 1.25, n) / KM_PER_MILE
+    road_miles = geometry.manhattan_km(*geometry.trip_offsets_km(lon1, lat1, lon2, lat2)) * rng.uniform(1.0, 1.25, n) / KM_PER_MILE
     rush = weekday & (((hour >= 7) & (hour < 10)) | ((hour >= 16) & (hour < 20)))
     slow_minutes = road_miles * np.where(rush, 2.5, 1.0) * rng.gamma(2.0, 0.6, n)
     unit = np.where(after, 0.50, 0.40)

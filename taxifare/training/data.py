@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from taxifare import storage
-from taxifare.schema import CSV_COLUMNS, KEY, PICKUP_DATETIME
+from taxifare.model import storage
+from taxifare.model.schema import CSV_COLUMNS, KEY, PICKUP_DATETIME
 
 CHUNK_ROWS = 500_000
 DTYPES = {name: "float64" for name in CSV_COLUMNS if name not in (KEY, PICKUP_DATETIME)}

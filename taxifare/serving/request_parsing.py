@@ -8,13 +8,12 @@ KServe v1 batch {"instances": [...]} -> {"predictions": [...]}; a BigQuery remot
 import enum
 import json
 from dataclasses import dataclass
-
 from urllib.parse import parse_qsl
 
 from flask import Request
 from werkzeug.datastructures import MultiDict
 
-from taxifare.schema import INPUT_COLUMNS
+from taxifare.model.schema import INPUT_COLUMNS
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ROWS = 10_000

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from taxifare import geo
-from taxifare.schema import (
+from taxifare.model import geometry
+from taxifare.model.schema import (
     COORDINATE_COLUMNS,
     DROPOFF_LATITUDE,
     DROPOFF_LONGITUDE,
@@ -66,7 +66,7 @@ RULES = (
          _outside_area),
     Rule("trip_under_100m", f"pickup and dropoff under {MIN_TRIP_KM * 1000:.0f} m apart: the GPS froze or the ride was "
          "cancelled, so the fare says nothing about the trip (the real data has $179 for 47 m)",
-         lambda r: geo.haversine_km(*(r[c] for c in COORDINATE_COLUMNS)) < MIN_TRIP_KM),
+         lambda r: geometry.haversine_km(*(r[c] for c in COORDINATE_COLUMNS)) < MIN_TRIP_KM),
     Rule("passenger_count_out_of_range", f"passengers not a whole number from {PASSENGER_RANGE[0]} to {PASSENGER_RANGE[1]}",
          lambda r: ~_between(r[PASSENGER_COUNT], PASSENGER_RANGE) | (r[PASSENGER_COUNT] % 1 != 0)),
 )

@@ -11,12 +11,12 @@ from importlib.resources import files
 import numpy as np
 from flask import Request, Response
 
-from taxifare.model_store import ModelStore, ModelUnavailable
-from taxifare.openapi import openapi_spec
-from taxifare.json_log import log_event, log_request
-from taxifare.request_parsing import RequestError, Shape, parse_ride_request
-from taxifare.responses import error_response, html_response, json_response, preflight_response
-from taxifare.validation import InvalidRides, validate_records
+from taxifare.serving.json_log import log_event, log_request
+from taxifare.serving.model_store import ModelStore, ModelUnavailable
+from taxifare.serving.openapi import openapi_spec
+from taxifare.serving.request_parsing import RequestError, Shape, parse_ride_request
+from taxifare.serving.responses import error_response, html_response, json_response, preflight_response
+from taxifare.serving.validation import InvalidRides, validate_records
 
 GREETING = {"greeting": "Hello"}
 UNAVAILABLE = "model unavailable, retry shortly"
@@ -24,7 +24,7 @@ PREDICT_PATHS = {"/", "/predict"}
 KSERVE_PATH = re.compile(r"^/v1/models/[\w.-]+:predict$")
 READ_METHODS = {"GET", "HEAD"}
 PREDICT_METHODS = READ_METHODS | {"POST"}
-DOCS_HTML = files("taxifare").joinpath("docs.html").read_text(encoding="utf-8")
+DOCS_HTML = files("taxifare.serving").joinpath("docs.html").read_text(encoding="utf-8")
 
 
 def handle(request: Request, store: ModelStore) -> Response:
@@ -73,14 +73,14 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
         rides = parse_ride_request(request)
         shape = rides.shape
         columns = validate_records(rides.records, rides.row_label)
-        model = store.get()
+        loaded = store.get()
     except RequestError as refused:
         return refusal(refused.status, refused.message, refused.details, refused.shape), 0
     except InvalidRides as invalid:
         return refusal(400, "invalid ride fields", invalid.details, shape), 0
     except ModelUnavailable as down:
         return refusal(503, UNAVAILABLE, {"model": down.reason}, shape, retry_after(down)), 0
-    fares = np.round(model.predictor.predict(columns), 2).tolist()
+    fares = np.round(loaded.model.predict(columns), 2).tolist()
     body = {shape.value: fares[0]} if shape is Shape.SINGLE else {shape.value: fares}
     return json_response(body), len(fares)
 

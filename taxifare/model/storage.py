@@ -1,0 +1,142 @@
+"""Read and write bytes at a local path or a `gs://bucket/object` URI.
+
+Model reads are bounded: one deadline for the whole read (not per network operation, so a
+trickling server cannot stretch it) and a size cap enforced while reading. A local path must be
+a regular file: a FIFO or a device is refused before it is read (local paths are real in the
+cloud: Cloud Storage FUSE volume mounts).
+
+google-cloud-storage is imported on first use: a server with a local model never pays for it.
+Against an emulator, set `STORAGE_EMULATOR_HOST`: the client then needs no credentials. The same
+code streams training data and uploads models.
+"""
+
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+GCS_SCHEME = "gs://"
+READ_CHUNK_BYTES = 1 << 20
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+class ObjectTooLarge(ValueError):
+    """The object is bigger than the caller's cap."""
+
+
+class NotARegularFile(OSError):
+    """A local path names a FIFO, a device or a socket: reading it could block or never end."""
+
+
+def is_gcs_uri(uri: str) -> bool:
+    """True for `gs://...` URIs."""
+    return uri.startswith(GCS_SCHEME)
+
+
+def split_gcs_uri(uri: str) -> tuple[str, str]:
+    """`gs://bucket/a/b` -> ("bucket", "a/b"); raises ValueError when either part is missing."""
+    bucket, _, name = uri.removeprefix(GCS_SCHEME).partition("/")
+    if not is_gcs_uri(uri) or not bucket or not name:
+        raise ValueError(f"not a gs://bucket/object URI: {uri!r}")
+    return bucket, name
+
+
+def import_client(uri: str) -> None:
+    """Import what reading `uri` will need, now, in the calling thread.
+
+    A background reader then imports nothing: an import that registers fork handlers while
+    gunicorn is forking breaks them ("RuntimeError: release unlocked lock" at os.fork()).
+    """
+    if is_gcs_uri(uri):
+        import google.api_core.exceptions  # noqa: F401
+        import google.cloud.storage  # noqa: F401
+        import google.cloud.storage.retry  # noqa: F401
+
+
+def _blob(uri: str):
+    from google.cloud import storage
+
+    bucket, name = split_gcs_uri(uri)
+    return storage.Client().bucket(bucket).blob(name)
+
+
+def open_binary(uri: str) -> BinaryIO:
+    """A streaming binary reader, so a multi-GB CSV is never held in memory whole."""
+    if is_gcs_uri(uri):
+        return _blob(uri).open("rb")
+    return open(uri, "rb")
+
+
+class _BoundedBuffer:
+    """A write target that refuses more than `max_bytes` or writes after `deadline` (time.monotonic)."""
+
+    def __init__(self, uri: str, max_bytes: int, deadline: float):
+        self.uri, self.max_bytes, self.deadline = uri, max_bytes, deadline
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise ObjectTooLarge(f"{self.uri} is over the {self.max_bytes:,}-byte limit")
+        if time.monotonic() > self.deadline:
+            raise TimeoutError(f"reading {self.uri} took longer than its deadline")
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def read_bytes(uri: str, timeout: float = 60.0, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The whole object, in memory (Cloud Run's disk is RAM anyway), within `timeout` seconds.
+
+    Raises FileNotFoundError (missing file or object), ObjectTooLarge, NotARegularFile,
+    TimeoutError, or the storage client's own errors.
+    """
+    deadline = time.monotonic() + timeout
+    sink = _BoundedBuffer(uri, max_bytes, deadline)
+    if is_gcs_uri(uri):
+        _download(uri, sink, deadline)
+    else:
+        _read_regular_file(Path(uri), sink)
+    return sink.getvalue()
+
+
+def _download(uri: str, sink: _BoundedBuffer, deadline: float) -> None:
+    from google.api_core.exceptions import NotFound
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    remaining = max(deadline - time.monotonic(), 0.001)
+    try:
+        _blob(uri).download_to_file(sink, timeout=remaining, retry=DEFAULT_RETRY.with_timeout(remaining))
+    except NotFound:
+        raise FileNotFoundError(f"no object at {uri}") from None
+
+
+def _read_regular_file(path: Path, sink: _BoundedBuffer) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(f"{path} is a directory")
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(f"{path} is not a regular file")
+        if os.fstat(fd).st_size > sink.max_bytes:
+            raise ObjectTooLarge(f"{path} is over the {sink.max_bytes:,}-byte limit")
+        os.set_blocking(fd, True)
+        while chunk := os.read(fd, READ_CHUNK_BYTES):
+            sink.write(chunk)
+    finally:
+        os.close(fd)
+
+
+def copy_file(path: Path, uri: str, content_type: str = "application/octet-stream") -> None:
+    """Copy a local file to a local path or a GCS object."""
+    if is_gcs_uri(uri):
+        _blob(uri).upload_from_filename(str(path), content_type=content_type)
+    else:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, uri)

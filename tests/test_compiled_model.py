@@ -1,0 +1,118 @@
+"""The compiled numpy model gives the scikit-learn pipeline's fares, to 1e-9, without scikit-learn."""
+
+import dataclasses
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from taxifare.model import loading
+from taxifare.model.fare_model import FareModel
+from taxifare.model.loading import MODEL_FILE
+from taxifare.model.trees import TreeEnsemble
+from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
+from taxifare.training.compile import compile_regressor
+from taxifare.training.synthetic import generate_rides
+
+
+@pytest.fixture(scope="module")
+def pipeline(trained_model):
+    out, _ = trained_model
+    return load_pipeline((out / PIPELINE_FILE).read_bytes())
+
+
+@pytest.fixture(scope="module")
+def model(trained_model) -> FareModel:
+    out, _ = trained_model
+    return loading.loads((out / MODEL_FILE).read_bytes())
+
+
+def test_compiled_fares_equal_the_pipeline_on_every_shared_ride(model, pipeline, raw_rides):
+    # every row that has numbers, valid or not: out-of-area and zero coordinates included
+    rides = raw_rides.dropna().drop(columns="fare_amount")
+    assert len(rides) > 20_000 - 10
+    np.testing.assert_allclose(model.predict(rides), pipeline.predict(rides), rtol=0, atol=1e-9)
+
+
+def test_compiled_fares_equal_the_pipeline_on_10000_synthetic_rides(model, pipeline):
+    rides = generate_rides(10_000, seed=7).drop(columns="fare_amount")
+    np.testing.assert_allclose(model.predict(rides), pipeline.predict(rides), rtol=0, atol=1e-9)
+
+
+def test_one_ride_at_a_time_equals_the_batch(model, valid_rides):
+    """One ride takes the all-nodes path, a batch the level walk: the same fares."""
+    rides = valid_rides.drop(columns="fare_amount").iloc[:300]
+    batch = model.predict(rides)
+    alone = [model.predict(rides.iloc[[i]])[0] for i in range(len(rides))]
+    np.testing.assert_allclose(alone, batch, rtol=0, atol=1e-9)
+
+
+def test_a_dict_of_columns_prices_like_a_dataframe(model, valid_rides):
+    rides = valid_rides.drop(columns="fare_amount").iloc[:20]
+    columns = {name: rides[name].to_numpy() for name in rides.columns if name != "key"}
+    columns["pickup_datetime"] = rides["pickup_datetime"].to_numpy(dtype="datetime64[s]")
+    np.testing.assert_array_equal(model.predict(columns), model.predict(rides))
+
+
+def test_large_batches_use_bounded_memory(model, valid_rides):
+    rides = valid_rides.drop(columns="fare_amount")
+    X = model.features.compute(rides.iloc[np.arange(60_000) % len(rides)])
+    tracemalloc.start()
+    try:
+        model.fares[0].predict(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"{peak / 1e6:.1f} MB for 60,000 rows"  # all (tree, row) pairs at once: ~40 MB
+
+
+def fitted_with_missing_values(seed: int) -> tuple[np.ndarray, HistGradientBoostingRegressor]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(3000, 3))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    y = np.nan_to_num(X[:, 0], nan=3.0) + np.nan_to_num(X[:, 1], nan=-2.0)
+    return X, HistGradientBoostingRegressor(max_iter=30, random_state=seed).fit(X, y)
+
+
+def test_missing_values_follow_the_learned_direction_in_both_strategies():
+    X, regressor = fitted_with_missing_values(0)
+    ensemble = compile_regressor(regressor)
+    np.testing.assert_allclose(ensemble.predict(X), regressor.predict(X), rtol=0, atol=1e-9)  # level walk
+    np.testing.assert_allclose(np.concatenate([ensemble.predict(X[i:i + 1]) for i in range(200)]),
+                               regressor.predict(X[:200]), rtol=0, atol=1e-9)  # one row: all nodes at once
+
+
+def test_combined_ensembles_predict_the_weighted_sum():
+    (X, first), (_, second) = fitted_with_missing_values(1), fitted_with_missing_values(2)
+    bag = TreeEnsemble.combine([(compile_regressor(first), 0.5), (compile_regressor(second), 0.5)])
+    assert bag.n_trees == first.n_iter_ + second.n_iter_
+    expected = (first.predict(X) + second.predict(X)) / 2
+    np.testing.assert_allclose(bag.predict(X), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(bag.predict(X[:1]), expected[:1], rtol=0, atol=1e-9)
+
+
+def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, valid_rides):
+    rides = valid_rides.drop(columns="fare_amount").iloc[:400]
+    ensemble = model.fares[0]
+    plus_ten = dataclasses.replace(ensemble, baseline=ensemble.baseline + 10)
+    distance = model.feature_names().index("haversine_km")
+    routed = FareModel(model.features, ("short", "long"), (ensemble, plus_ten), distance, np.array([2.0]))
+    routed.check()
+    long = model.features.compute(rides)[:, distance] >= 2.0
+    assert 0 < long.sum() < len(rides)
+    np.testing.assert_allclose(routed.predict(rides), model.predict(rides) + np.where(long, 10, 0), rtol=0, atol=1e-9)
+
+
+def test_non_identity_links_are_refused():
+    X = np.random.default_rng(0).random((200, 3))
+    regressor = HistGradientBoostingRegressor(max_iter=3, loss="poisson").fit(X, X[:, 0] + 1)
+    with pytest.raises(ValueError, match="identity-link"):
+        compile_regressor(regressor)
+
+
+def test_categorical_models_are_refused():
+    X = np.column_stack([np.arange(100) % 4, np.arange(100)]).astype(float)
+    regressor = HistGradientBoostingRegressor(max_iter=3, categorical_features=[0]).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="categorical"):
+        compile_regressor(regressor)
