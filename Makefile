@@ -35,10 +35,12 @@ train: $(VENV)/.installed
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest
 
-## bench: the benchmarks behind the numbers in the README (needs Debian's wrk)
+## bench: the benchmarks behind the numbers in the README and SECURITY.md (needs Debian's wrk)
 bench: $(VENV)/.dev-installed $(MODEL)
 	$(BIN)/python scripts/benchmark_model.py
 	$(BIN)/python scripts/benchmark_serving.py
+	$(BIN)/python scripts/benchmark_hostile.py
+	$(BIN)/python scripts/dependency_sizes.py
 
 ## soak: 50,000 requests at 16 connections on loopback; errors, p50/p99 and memory over time
 soak: $(VENV)/.dev-installed $(MODEL)

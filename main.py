@@ -7,8 +7,10 @@ the load overlaps the rest of the server's start-up; taxifare/serving/api.py ans
 import flask
 import functions_framework
 
+from taxifare.serving import memory
 from taxifare.serving.model_store import ModelStore
 
+memory.pin_mmap_threshold()  # before gunicorn forks its worker, which inherits the setting
 store = ModelStore.from_environment()
 store.start_loading()
 

@@ -121,14 +121,6 @@ def test_model_json_without_a_version_still_serves_with_a_derived_one(monkeypatc
     assert client.get("/health").get_json()["model_version"] == f"sha256-{metadata['sha256'][:12]}"
 
 
-def test_a_malformed_download_timeout_names_the_variable(monkeypatch):
-    from taxifare.serving.model_store import DOWNLOAD_TIMEOUT_ENV, ModelStore
-
-    monkeypatch.setenv(DOWNLOAD_TIMEOUT_ENV, "soon")
-    with pytest.raises(ValueError, match=DOWNLOAD_TIMEOUT_ENV):
-        ModelStore.from_environment()
-
-
 def test_object_deleted_while_warm_keeps_serving(monkeypatch, bucket):
     bucket.publish()
     client = make_client(monkeypatch, MODEL_URI)
@@ -323,3 +315,33 @@ def test_a_local_path_that_is_not_a_model_file_fails_fast(monkeypatch, tmp_path,
               "directory": "storage error (IsADirectoryError)"}[kind]
     assert_unavailable(client.get(PREDICT), reason)
     assert time.monotonic() - started < 2
+
+
+def test_a_gcs_object_over_the_size_cap_is_refused_while_reading(monkeypatch, bucket, model_bytes):
+    bucket.publish()
+    monkeypatch.setenv("MODEL_MAX_BYTES", str(len(model_bytes) // 2))
+    assert_unavailable(make_client(monkeypatch, MODEL_URI).get(PREDICT), "over the MODEL_MAX_BYTES limit")
+
+
+def test_a_trickling_download_stops_at_the_deadline_however_fast_each_read_is(monkeypatch, bucket):
+    """Every read succeeds (a piece each 0.1 s), but the whole takes ~1.5 s: over a 0.5 s deadline."""
+    bucket.publish()
+    proxy = TricklingProxy(bucket.port, chunk=16_384, pause=0.1)
+    monkeypatch.setenv(EMULATOR_ENV, proxy.url)
+    monkeypatch.setenv("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "0.5")
+    try:
+        started = time.monotonic()
+        assert_unavailable(make_client(monkeypatch, MODEL_URI).get(PREDICT), "took longer than")
+        assert time.monotonic() - started < 0.5 + 5  # the deadline, plus the wait for unpickling
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize(("variable", "value"), [("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "soon"),
+                                                 ("MODEL_MAX_BYTES", "-1"), ("MODEL_MAX_BYTES", "1.5")])
+def test_malformed_limits_name_the_variable(monkeypatch, variable, value):
+    from taxifare.serving.model_store import ModelStore
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=variable):
+        ModelStore.from_environment()

@@ -14,7 +14,7 @@ from flask import Request, Response
 from taxifare.serving.json_log import log_event, log_request
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
-from taxifare.serving.request_parsing import RequestError, Shape, parse_ride_request
+from taxifare.serving.request_parsing import RequestError, Shape, finish_body, parse_ride_request
 from taxifare.serving.responses import error_response, html_response, json_response, preflight_response
 from taxifare.serving.validation import InvalidRides, validate_records
 
@@ -36,6 +36,8 @@ def handle(request: Request, store: ModelStore) -> Response:
     except Exception as unexpected:  # the safety net: every known failure is answered before here
         log_event("ERROR", f"unhandled error on {request.method} {request.path}", with_traceback=True)
         response, error = error_response(500, "internal error"), type(unexpected).__name__
+    finally:
+        finish_body(request)
     model = store.loaded
     log_request(request, response.status_code, time.perf_counter() - started, model and model.version, rows, error)
     return response

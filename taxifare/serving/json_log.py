@@ -14,6 +14,15 @@ from flask import Request
 
 TRACE_HEADER = "X-Cloud-Trace-Context"
 PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
+MAX_PATH_CHARS = 512
+MAX_HEADER_CHARS = 256
+MAX_MESSAGE_CHARS = 16 * 1024
+"""Cloud Logging refuses entries over 256 KB: a client-chosen path or header must never make one."""
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with a marker saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}...[{len(text) - limit:,} more characters]"
 
 
 def severity(status: int) -> str:
@@ -26,19 +35,20 @@ def trace_field(request: Request) -> dict[str, str]:
     header = request.headers.get(TRACE_HEADER)
     if not header:
         return {}
-    trace_id = header.split("/", 1)[0]
+    trace_id = truncate(header.split("/", 1)[0], MAX_HEADER_CHARS)
     project = os.environ.get(PROJECT_ENV)
     return {"logging.googleapis.com/trace": f"projects/{project}/traces/{trace_id}" if project else trace_id}
 
 
 def log_request(request: Request, status: int, seconds: float, model_version: str | None, rows: int,
                 error: str | None = None) -> None:
-    """Write the request's line."""
+    """Write the request's line (path and user agent cut short when a client makes them long)."""
+    method, path = truncate(request.method, MAX_HEADER_CHARS), truncate(request.path, MAX_PATH_CHARS)
     entry = {
         "severity": severity(status),
-        "message": f"{request.method} {request.path} {status}",
-        "httpRequest": {"requestMethod": request.method, "requestUrl": request.path, "status": status,
-                        "latency": f"{seconds:.6f}s", "userAgent": request.headers.get("User-Agent", "")},
+        "message": f"{method} {path} {status}",
+        "httpRequest": {"requestMethod": method, "requestUrl": path, "status": status, "latency": f"{seconds:.6f}s",
+                        "userAgent": truncate(request.headers.get("User-Agent", ""), MAX_HEADER_CHARS)},
         "model_version": model_version,
         "rows": rows,
         **trace_field(request),
@@ -52,7 +62,9 @@ def log_event(level: str, message: str, with_traceback: bool = False, **fields: 
     """A non-request event (model loaded, load failed); the traceback, if asked, rides in the message."""
     if with_traceback:
         message = f"{message}\n{traceback.format_exc()}"
-    _write({"severity": level, "message": message, **fields})
+    _write({"severity": level, "message": truncate(message, MAX_MESSAGE_CHARS),
+            **{name: truncate(value, MAX_MESSAGE_CHARS) if isinstance(value, str) else value
+               for name, value in fields.items()}})
 
 
 def _write(entry: dict) -> None:

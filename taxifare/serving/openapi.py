@@ -4,7 +4,7 @@ from functools import cache
 
 from taxifare import __version__
 from taxifare.model.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
-from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_FIELDS, MAX_QUERY_BYTES, MAX_ROWS
 from taxifare.serving.ride_time import EXAMPLE
 from taxifare.serving.validation import ALIASES
 
@@ -39,8 +39,12 @@ def _json(schema_ref: str) -> dict:
 
 
 def _errors(*statuses: int) -> dict:
-    meaning = {400: "invalid input: the details name each field and reason", 405: "method not allowed",
-               413: f"body over {MAX_BODY_BYTES:,} bytes or more than {MAX_ROWS:,} rides",
+    meaning = {400: f"invalid input: the details name each field and reason (also: more than {MAX_FIELDS} fields, "
+                    "a key given twice, a control character, a body that could not be read)",
+               405: "method not allowed",
+               413: f"body over {MAX_BODY_BYTES:,} bytes, more than {MAX_ROWS:,} rides, or more JSON objects or "
+                    "values than that many rides need",
+               414: f"query string over {MAX_QUERY_BYTES:,} bytes",
                503: "model unavailable; retry after the Retry-After seconds"}
     retry = {"Retry-After": {"description": "seconds until the model is retried", "schema": {"type": "integer"}}}
     return {str(s): {"description": meaning[s], "content": _json("Error"), **({"headers": retry} if s == 503 else {})}
@@ -65,9 +69,9 @@ def openapi_spec() -> dict:
                               "content": {"application/json": {"schema": {"oneOf": [
                                   {"$ref": "#/components/schemas/Fare"}, {"$ref": "#/components/schemas/Predictions"},
                                   {"$ref": "#/components/schemas/Replies"}]}}}},
-                      **_errors(400, 413, 503)}
+                      **_errors(400, 413, 414, 503)}
     predict_get = {"summary": "Predict one fare from a query string", "parameters": _query_parameters(),
-                   "responses": {**fare, **_errors(400, 503)}}
+                   "responses": {**fare, **_errors(400, 414, 503)}}
     predict_post = {"summary": "Predict from JSON: one ride, Vertex/KServe instances, or a BigQuery remote-function call",
                     "requestBody": post_body, "responses": post_responses}
     return {
@@ -78,7 +82,7 @@ def openapi_spec() -> dict:
             "/": {"get": {**predict_get, "summary": 'With no parameters: {"greeting": "Hello"}; with ride fields: a fare',
                           "responses": {"200": {"description": "greeting or fare", "content": {"application/json": {
                               "schema": {"oneOf": [{"$ref": "#/components/schemas/Greeting"}, {"$ref": "#/components/schemas/Fare"}]}}}},
-                              **_errors(400, 503)}},
+                              **_errors(400, 414, 503)}},
                   "post": predict_post},
             "/predict": {"get": predict_get, "post": predict_post},
             "/health": {"get": {"summary": "Ready to serve?", "responses": {

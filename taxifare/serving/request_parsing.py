@@ -2,11 +2,19 @@
 
 Shapes: one ride from a query string, a form or a JSON object -> {"fare": x}; a Vertex AI /
 KServe v1 batch {"instances": [...]} -> {"predictions": [...]}; a BigQuery remote-function batch
-{"calls": [[...], ...]} -> {"replies": [...]}. Size limits are enforced before any parsing.
+{"calls": [[...], ...]} -> {"replies": [...]}.
+
+Every limit acts before work grows with the input: the body is read once, in chunks, up to
+MAX_BODY_BYTES; fields, JSON objects and JSON values are counted in the raw bytes before anything
+is parsed, so a body at the cap can never turn into millions of Python objects or seconds of CPU.
 """
 
 import enum
+import io
 import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -15,8 +23,19 @@ from werkzeug.datastructures import MultiDict
 
 from taxifare.model.schema import INPUT_COLUMNS
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_ROWS = 10_000
+MAX_BODY_BYTES = 3 * 1024 * 1024
+"""The largest batch with room to spare: 10,000 rides are about 2 MB of JSON (2.7 MB pretty-printed)."""
+MAX_FIELDS = 64
+"""Per query string or form: a ride has six fields; older clients add a few (the bootcamp's `key`)."""
+MAX_QUERY_BYTES = 16 * 1024
+MAX_JSON_CONTAINERS = MAX_ROWS + 64
+"""JSON objects and arrays per body: one per ride, plus the envelope."""
+MAX_JSON_VALUES = 12 * MAX_ROWS
+"""JSON values per body (counted as commas): six fields a ride, with room for extra ones."""
+BODY_READ_TIMEOUT_SECONDS = 10.0
+"""A body that stalls longer than this between two reads is refused (400): it would hold a thread."""
+READ_CHUNK_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 EXPECTED_BODY = 'a JSON object: the six ride fields, {"instances": [rides]} or {"calls": [[six values]]}'
 
@@ -67,22 +86,126 @@ def json_type(value: object) -> str:
     return names.get(type(value), "number")
 
 
-def read_body(request: Request) -> bytes:
-    """The raw body, refusing more than MAX_BODY_BYTES whether or not Content-Length says so."""
+def too_large(what: str, limit: str) -> RequestError:
+    """413 naming the limit, so the caller knows how to split the request."""
+    return RequestError(413, f"{what} is over the limit of {limit}", {"body": f"at most {limit}"})
+
+
+def read_body(request: Request) -> bytearray:
+    """The raw body, read once and in chunks, refusing more than MAX_BODY_BYTES whatever Content-Length says.
+
+    A declared length is read into one buffer of that size (a body is held once, not copied while
+    it grows). A body that cannot be read (a malformed chunk, an upload cut short, a client that
+    stalls) is the client's doing: 400, never a 500.
+    """
     declared = request.content_length
     if declared is not None and declared > MAX_BODY_BYTES:
-        raise RequestError(413, f"body of {declared:,} bytes is over the {MAX_BODY_BYTES:,}-byte limit",
-                           {"body": f"at most {MAX_BODY_BYTES:,} bytes"})
-    body = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise RequestError(413, f"body is over the {MAX_BODY_BYTES:,}-byte limit", {"body": f"at most {MAX_BODY_BYTES:,} bytes"})
+        raise too_large(f"a body of {declared:,} bytes", f"{MAX_BODY_BYTES:,} bytes")
+    chunks, size = [], 0
+    try:
+        with _read_timeout(request, BODY_READ_TIMEOUT_SECONDS):
+            while chunk := request.stream.read(READ_CHUNK_BYTES):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise too_large("the body", f"{MAX_BODY_BYTES:,} bytes")
+    except RequestError:
+        raise
+    except Exception as error:  # socket errors, werkzeug's ClientDisconnected, gunicorn's InvalidChunkSize, NoMoreData
+        reason = f"not received within {BODY_READ_TIMEOUT_SECONDS:g} s" if isinstance(error, TimeoutError) \
+            else f"transfer failed ({type(error).__name__})"
+        raise RequestError(400, "the request body could not be read", {"body": reason}) from None
+    if declared is not None and size < declared:
+        raise RequestError(400, "the request body could not be read",
+                           {"body": f"transfer failed: the upload ended after {size:,} of {declared:,} bytes"})
+    body = bytearray(size)
+    position = 0
+    while chunks:  # move the chunks into one buffer, letting each go as soon as it is copied
+        chunk = chunks.pop(0)
+        body[position:position + len(chunk)] = chunk
+        position += len(chunk)
     return body
 
 
-def parse_json(body: bytes) -> object:
-    """JSON, or a 400 saying why not."""
+@contextmanager
+def _read_timeout(request: Request, seconds: float) -> Iterator[None]:
+    """Bound each read of the body on gunicorn's socket (other servers: unbounded)."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        yield
+        return
+    previous = sock.gettimeout()
+    sock.settimeout(seconds)
     try:
-        return json.loads(body)
+        yield
+    finally:
+        sock.settimeout(previous)
+
+
+def finish_body(request: Request) -> None:
+    """Leave nothing of the body for anyone else to read.
+
+    functions-framework reads whatever body the handler left, after every response: a 256 MiB
+    upload in full, or it waits for bytes a client declared and never sends. An empty stream
+    stops that; gunicorn then discards at most 64 KiB of leftovers or closes the connection.
+    """
+    request.stream = io.BytesIO()
+
+
+def _check_field_count(raw: bytes | bytearray, where: str) -> None:
+    fields = raw.count(b"&") + 1
+    if fields > MAX_FIELDS:
+        raise RequestError(400, f"too many fields in the {where}", {where.replace(" ", "_"): f"{fields:,} fields, "
+                           f"at most {MAX_FIELDS} (a ride has {len(INPUT_COLUMNS)})"})
+
+
+def fields_from_query(request: Request) -> RideRequest:
+    """One ride from the query string, bounded before werkzeug parses it."""
+    query = request.query_string
+    if len(query) > MAX_QUERY_BYTES:
+        raise RequestError(414, "query string too long", {"query_string": f"{len(query):,} bytes, at most "
+                           f"{MAX_QUERY_BYTES:,}"})
+    _check_field_count(query, "query string")
+    return fields_from_form(request.args)
+
+
+def fields_from_form_body(body: bytearray) -> RideRequest:
+    """One ride from an application/x-www-form-urlencoded body."""
+    _check_field_count(body, "form")
+    return fields_from_form(MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
+
+
+class JSONObject(dict):
+    """A parsed JSON object whose keys repeated: Python's json keeps the last value silently."""
+
+    repeated: dict[str, int]
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    repeated = JSONObject(obj)
+    repeated.repeated = {key: count for key, count in Counter(key for key, _ in pairs).items() if count > 1}
+    return repeated
+
+
+def parse_json(body: bytearray) -> object:
+    """JSON, or a 400/413 saying why not; objects and values are counted in the bytes first.
+
+    The raw bytes are released (cleared) once decoded, so a body is held once at any moment.
+    """
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > MAX_JSON_CONTAINERS:
+        raise too_large(f"a body of {containers:,} JSON objects and arrays",
+                        f"{MAX_JSON_CONTAINERS:,} (one per ride, {MAX_ROWS:,} rides)")
+    values = body.count(b",") + 1
+    if values > MAX_JSON_VALUES:
+        raise too_large(f"a body of {values:,} JSON values", f"{MAX_JSON_VALUES:,} ({MAX_ROWS:,} rides)")
+    try:
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        body.clear()
+        return json.loads(text, object_pairs_hook=_json_object)
     except RecursionError:
         raise RequestError(400, "body is not usable JSON", {"body": "nested too deeply"}) from None
     except ValueError as error:
@@ -104,13 +227,17 @@ def rides_from_json(document: object) -> RideRequest:
     """Dispatch a parsed JSON body on its shape."""
     if not isinstance(document, dict):
         raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": f"got a JSON {json_type(document)}"})
+    envelope = {"calls", "instances"} & set(getattr(document, "repeated", {}))
+    if envelope:
+        raise RequestError(400, "repeated fields",
+                           {name: f"given {document.repeated[name]} times" for name in envelope})
     if "calls" in document:
         calls = _batch(document["calls"], "calls", Shape.BIGQUERY)
         bad = {f"calls[{i}]": f"expected an array of {len(INPUT_COLUMNS)} values ({', '.join(INPUT_COLUMNS)})"
                for i, call in enumerate(calls) if not isinstance(call, list) or len(call) != len(INPUT_COLUMNS)}
         if bad:
             raise RequestError(400, "malformed calls", dict(list(bad.items())[:20]), Shape.BIGQUERY)
-        return RideRequest(Shape.BIGQUERY, [dict(zip(INPUT_COLUMNS, call)) for call in calls])
+        return RideRequest(Shape.BIGQUERY, [dict(zip(INPUT_COLUMNS, call, strict=True)) for call in calls])
     if "instances" in document:
         instances = _batch(document["instances"], "instances", Shape.INSTANCES)
         bad = {f"instances[{i}]": "expected a JSON object of ride fields"
@@ -124,12 +251,12 @@ def rides_from_json(document: object) -> RideRequest:
 def parse_ride_request(request: Request) -> RideRequest:
     """The rides in a GET query string, or a POST's JSON / form body (or query string if bodiless)."""
     if request.method in ("GET", "HEAD"):
-        return fields_from_form(request.args)
+        return fields_from_query(request)
     body = read_body(request)
     if request.mimetype == FORM_TYPE:
-        return fields_from_form(MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
+        return fields_from_form_body(body)
     if not body.strip():
         if request.args:
-            return fields_from_form(request.args)
+            return fields_from_query(request)
         raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": "empty"})
     return rides_from_json(parse_json(body))

@@ -6,6 +6,7 @@ the reason; a batch reports at most MAX_REPORTED_ERRORS of them, each prefixed w
 """
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,6 +33,8 @@ RANGES = {PICKUP_LONGITUDE: LONGITUDE_RANGE, PICKUP_LATITUDE: LATITUDE_RANGE,
           DROPOFF_LONGITUDE: LONGITUDE_RANGE, DROPOFF_LATITUDE: LATITUDE_RANGE}
 AREA_NAMES = {LONGITUDE_RANGE: "longitude", LATITUDE_RANGE: "latitude"}
 MAX_REPORTED_ERRORS = 20
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""A NUL or another control character: parsers such as datetime.fromisoformat ignore some of them."""
 Record = dict[str, object]
 
 
@@ -48,8 +51,16 @@ def _show(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _refuse_control_characters(text: str) -> None:
+    found = CONTROL_CHARACTER.search(text)
+    if found:
+        raise ValueError(f"contains the control character U+{ord(found.group()):04X}")
+
+
 def _number(value: object) -> float:
     """A finite float from a JSON number or a numeric string; ValueError says why not."""
+    if isinstance(value, str):
+        _refuse_control_characters(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and "_" in value):
         raise ValueError(f"not a number: {_show(value)}")  # "_": Python's float() takes "4_0.7", people don't
     try:
@@ -83,6 +94,7 @@ def check_pickup_datetime(value: object) -> int:
     """UTC epoch seconds of a pickup time string."""
     if not isinstance(value, str):
         raise ValueError(f"not a date and time string: {_show(value)}")
+    _refuse_control_characters(value)
     try:
         return parse_pickup_datetime(value)
     except RideTimeError as error:
@@ -94,12 +106,13 @@ CHECKS = {PICKUP_DATETIME: check_pickup_datetime, PASSENGER_COUNT: check_passeng
 
 
 def canonical_fields(record: Record) -> tuple[Record, dict[str, str]]:
-    """Map aliases to canonical names; a field given under both names is an error."""
-    fields, errors = {}, {}
+    """Map aliases to canonical names; a field given twice (repeated in JSON, or under both names) is an error."""
+    fields = {}
+    errors = {ALIASES.get(key, key): f"given {count} times" for key, count in getattr(record, "repeated", {}).items()}
     for key, value in record.items():
         name = ALIASES.get(key, key)
         if name in fields:
-            errors[name] = f"given twice (as {name!r} and an alias)"
+            errors.setdefault(name, f"given twice (as {name!r} and an alias)")
         fields[name] = value
     return fields, errors
 
