@@ -31,12 +31,14 @@ run: $(VENV)/.installed $(MODEL)
 train: $(VENV)/.installed
 	$(BIN)/python -m taxifare train --out models $(if $(DATA),--data $(DATA))
 
-## test: install dev dependencies and run the whole suite
+## test: install everything the suite needs (Python and Debian packages) and run it
 test: $(VENV)/.dev-installed
+	scripts/system-packages.sh test
 	$(BIN)/python -m pytest
 
-## bench: the benchmarks behind the numbers in the README and SECURITY.md (needs Debian's wrk)
+## bench: the benchmarks behind the numbers in the README and SECURITY.md (installs Debian's wrk)
 bench: $(VENV)/.dev-installed $(MODEL)
+	scripts/system-packages.sh bench
 	$(BIN)/python scripts/benchmark_model.py
 	$(BIN)/python scripts/benchmark_serving.py
 	$(BIN)/python scripts/benchmark_hostile.py

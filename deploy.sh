@@ -12,7 +12,8 @@ Steps:
   function   deploy a Cloud Functions gen2 HTTP function (entry point: predict)
   run        deploy the same function as a Cloud Run service built from source
   image      build a container image with buildpacks (gcloud builds submit --pack)
-  bigquery   create a BigQuery remote function predict_fare() calling the service
+  bigquery   create BigQuery remote functions predict_fare() and predict_fare_range()
+             calling the service
   smoke URL  check a deployment (or a local server) answers like the API should
   delete     delete the function/service, image, remote function and connection
              (the bucket too with DELETE_BUCKET=1)
@@ -37,6 +38,7 @@ root (KEY=VALUE lines; the environment wins; ENV_FILE=path picks another file):
   REPOSITORY      $SERVICE_NAME (Artifact Registry)      IMAGE_TAG  git commit
   IMAGE           $GCP_REGION-docker.pkg.dev/$GCP_PROJECT_ID/$REPOSITORY/$SERVICE_NAME:$IMAGE_TAG
   BQ_DATASET      taxifare     BQ_LOCATION   $GCP_REGION  BQ_CONNECTION  taxifare
+  RANGE_COVERAGE  80 (predict_fare_range's coverage, in percent)
   SMOKE_TOKEN     bearer token for smoke (default with PRIVATE=1: gcloud auth print-identity-token)
   DELETE_BUCKET   0
 EOF
@@ -117,6 +119,7 @@ set_defaults() {
   : "${BQ_DATASET:=taxifare}"
   : "${BQ_LOCATION:=$GCP_REGION}"
   : "${BQ_CONNECTION:=taxifare}"
+  : "${RANGE_COVERAGE:=80}"
   : "${DELETE_BUCKET:=0}"
   require_flag PRIVATE
   require_flag DELETE_BUCKET
@@ -349,14 +352,25 @@ connection_id() {
   printf '%s.%s.%s' "$GCP_PROJECT_ID" "$BQ_LOCATION" "$BQ_CONNECTION"
 }
 
+# The remote functions: predict_fare returns the fare; predict_fare_range returns
+# JSON {"fare": ..., "range": {"coverage": 80, "low": ..., "high": ...}}, asked
+# for through user_defined_context (RANGE_COVERAGE, default 80).
+ROUTINES=(predict_fare predict_fare_range)
+
 routine_id() {
-  printf '%s.%s.predict_fare' "$GCP_PROJECT_ID" "$BQ_DATASET"
+  printf '%s.%s.%s' "$GCP_PROJECT_ID" "$BQ_DATASET" "$1"
 }
 
+# remote_function_sql ROUTINE URL
 remote_function_sql() {
+  local returns=FLOAT64 context=""
+  if [[ $1 == predict_fare_range ]]; then
+    returns=JSON
+    context=", user_defined_context = [(\"range\", \"$RANGE_COVERAGE\")]"
+  fi
   # shellcheck disable=SC2016 # backticks quote BigQuery identifiers
-  printf 'CREATE OR REPLACE FUNCTION `%s`(pickup_datetime STRING, pickup_longitude FLOAT64, pickup_latitude FLOAT64, dropoff_longitude FLOAT64, dropoff_latitude FLOAT64, passenger_count INT64) RETURNS FLOAT64 REMOTE WITH CONNECTION `%s` OPTIONS (endpoint = "%s", max_batching_rows = 1000)' \
-    "$(routine_id)" "$(connection_id)" "$1"
+  printf 'CREATE OR REPLACE FUNCTION `%s`(pickup_datetime STRING, pickup_longitude FLOAT64, pickup_latitude FLOAT64, dropoff_longitude FLOAT64, dropoff_latitude FLOAT64, passenger_count INT64) RETURNS %s REMOTE WITH CONNECTION `%s` OPTIONS (endpoint = "%s", max_batching_rows = 1000%s)' \
+    "$(routine_id "$1")" "$returns" "$(connection_id)" "$2" "$context"
 }
 
 ensure_dataset() {
@@ -392,12 +406,16 @@ step_bigquery() {
   read_connection_service_account
   run_cmd gcloud run services add-iam-policy-binding "$SERVICE_NAME" --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --member="serviceAccount:$CONNECTION_SA" --role=roles/run.invoker
-  sql=$(remote_function_sql "$url")
-  info "SQL: $sql"
-  run_cmd bq query --project_id="$GCP_PROJECT_ID" --location="$BQ_LOCATION" --use_legacy_sql=false "$sql"
-  example="SELECT \`$(routine_id)\`(\"2013-07-06 17:18:00\", -73.950655, 40.783282, -73.984365, 40.769802, 1) AS fare"
+  for routine in "${ROUTINES[@]}"; do
+    sql=$(remote_function_sql "$routine" "$url")
+    info "SQL: $sql"
+    run_cmd bq query --project_id="$GCP_PROJECT_ID" --location="$BQ_LOCATION" --use_legacy_sql=false "$sql"
+  done
+  example="SELECT \`$(routine_id predict_fare)\`(\"2013-07-06 17:18:00\", -73.950655, 40.783282, -73.984365, 40.769802, 1) AS fare"
   info "Try it (IAM changes can take a minute to apply):"
   info "  $(print_cmd bq query --project_id="$GCP_PROJECT_ID" --use_legacy_sql=false "$example")"
+  info "  with its ${RANGE_COVERAGE}% range: \`$(routine_id predict_fare_range)\`(...) returns JSON; read it with"
+  info "  JSON_VALUE(result, '\$.range.low') and JSON_VALUE(result, '\$.range.high')"
 }
 
 # --- smoke -----------------------------------------------------------------
@@ -413,7 +431,7 @@ smoke_check() {
   [[ -z $SMOKE_AUTH ]] || args+=(--header "Authorization: Bearer $SMOKE_AUTH")
   [[ -z $body ]] || args+=(--header 'Content-Type: application/json' --data "$body")
   if ! response=$(curl "${args[@]}" "$url" 2>&1); then
-    problem="request failed: $response"
+    problem="request failed: ${response%%$'\n'*}" # curl's one-line error, without the status it could not get
   else
     status=${response##*$'\n'}
     response=${response%$'\n'*}
@@ -490,9 +508,12 @@ confirm_delete() {
 }
 
 delete_bigquery() {
-  if present bq show --project_id="$GCP_PROJECT_ID" --routine "$GCP_PROJECT_ID:$BQ_DATASET.predict_fare"; then
-    run_cmd bq rm -f --project_id="$GCP_PROJECT_ID" --routine "$GCP_PROJECT_ID:$BQ_DATASET.predict_fare"
-  fi
+  local routine
+  for routine in "${ROUTINES[@]}"; do
+    if present bq show --project_id="$GCP_PROJECT_ID" --routine "$GCP_PROJECT_ID:$BQ_DATASET.$routine"; then
+      run_cmd bq rm -f --project_id="$GCP_PROJECT_ID" --routine "$GCP_PROJECT_ID:$BQ_DATASET.$routine"
+    fi
+  done
   if present bq show --project_id="$GCP_PROJECT_ID" --connection "$(connection_id)"; then
     run_cmd bq rm -f --project_id="$GCP_PROJECT_ID" --connection "$(connection_id)"
   fi

@@ -82,3 +82,14 @@ def live_server(model_path, tmp_path_factory):
         yield server.wait_listening().url
     finally:
         server.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """A line nobody can miss when the browser tests were skipped for want of Chromium."""
+    from tests.test_docs_page import BROWSER_MISSING
+
+    skipped = [report for report in terminalreporter.stats.get("skipped", [])
+               if BROWSER_MISSING in str(getattr(report, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} /docs browser tests SKIPPED: {BROWSER_MISSING}; "
+                                        "sudo apt-get install chromium chromium-driver", red=True, bold=True)

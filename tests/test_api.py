@@ -142,7 +142,7 @@ def test_bigquery_wrong_arity_is_named(client):
 # --- errors name the field and the reason ------------------------------------------------
 
 @pytest.mark.parametrize(("field", "value", "reason"), [
-    ("pickup_latitude", "abc", "not a number: 'abc'"),
+    ("pickup_latitude", "abc", 'not a number: "abc"'),
     ("pickup_latitude", "4_0.7", "not a number"),
     ("pickup_latitude", "nan", "not a finite number"),
     ("pickup_longitude", "inf", "not a finite number"),
@@ -384,5 +384,36 @@ def test_json_that_would_amplify_memory_is_refused_before_parsing(client, body, 
 def test_a_long_path_is_logged_cut_short(client, capsys):
     capsys.readouterr()
     assert client.get("/" + "a" * 300_000).status_code == 404
-    line = capsys.readouterr().out.splitlines()[-1]
+    line = next(line for line in capsys.readouterr().out.splitlines() if '"httpRequest"' in line)
     assert len(line) < 2_000 and "more characters]" in json.loads(line)["httpRequest"]["requestUrl"]
+
+
+
+# --- forgiving where it is safe, precise where it is not ----------------------------------
+
+def test_json_sent_as_a_form_is_read_as_json(client):
+    """curl -d '{...}' without -H 'Content-Type: application/json' sends a form header."""
+    response = client.post("/", data=json.dumps(RIDE), content_type="application/x-www-form-urlencoded")
+    assert response.get_json() == {"fare": fare_of(client, query())}
+
+
+def test_a_misspelt_field_is_named_in_the_error(client):
+    ride = {key: value for key, value in RIDE.items() if key != "pickup_latitude"}
+    response = client.get("/predict?" + urlencode({**ride, "pickup_lat": RIDE["pickup_latitude"]}))
+    assert_rejected(response, 400, "pickup_latitude", 'you sent "pickup_lat": did you mean pickup_latitude?')
+
+
+@pytest.mark.parametrize(("value", "shown"), [(True, "not a number: true"), (None, "not a number: null")])
+def test_errors_quote_values_as_json(client, value, shown):
+    assert_rejected(client.post("/", json={**RIDE, "pickup_latitude": value}), 400, "pickup_latitude", shown)
+
+
+def test_json_answers_end_with_a_newline_and_read_like_the_readme(client):
+    assert client.get("/").get_data() == b'{"greeting": "Hello"}\n'
+    assert client.get(query()).get_data(as_text=True) == f'{{"fare": {fare_of(client, query())}}}\n'
+
+
+def test_preflight_advertises_only_the_methods_a_path_takes(client):
+    assert client.options("/health").headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+    assert client.options("/predict").headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
+    assert client.options("/nowhere").status_code == 404

@@ -56,7 +56,6 @@ def _rows(rides: pd.DataFrame, mask) -> pd.DataFrame:
         ("fare_out_of_range", lambda r: r[FARE] <= 0.01),
         ("zero_coordinates", lambda r: r["pickup_longitude"] == 0),
         ("outside_service_area", lambda r: r["pickup_latitude"] > 400),  # the 401.08 latitude
-        ("trip_under_100m", lambda r: (r["pickup_longitude"] == r["dropoff_longitude"]) & (r["pickup_latitude"] == r["dropoff_latitude"]) & (r["pickup_longitude"] != 0)),
         ("passenger_count_out_of_range", lambda r: (r[PASSENGER_COUNT] == 0) & (r["pickup_longitude"] != 0)),
     ],
 )
@@ -65,6 +64,14 @@ def test_each_rule_drops_the_real_rows_that_have_its_defect(train_rides, rule, s
     result = clean_rides(defective)
     assert len(result.rides) == 0
     assert result.counts[rule] >= 1
+
+
+def test_rides_that_go_nowhere_stay_valid(train_rides):
+    """A rider can send pickup == dropoff (round trips, frozen GPS): the short-ride model prices them."""
+    nowhere = _rows(train_rides, (train_rides["pickup_longitude"] == train_rides["dropoff_longitude"])
+                    & (train_rides["pickup_latitude"] == train_rides["dropoff_latitude"])
+                    & (train_rides["pickup_longitude"] != 0) & (train_rides[FARE] > 2.5))
+    assert len(clean_rides(nowhere).rides) >= len(nowhere) - 5
 
 
 def test_swapped_points_are_repaired_not_dropped(train_rides):

@@ -35,6 +35,25 @@ def test_compiled_fares_equal_the_pipeline_on_every_shared_ride(model, pipeline,
     np.testing.assert_allclose(model.predict(rides), pipeline.predict(rides), rtol=0, atol=1e-9)
 
 
+def test_compiled_ranges_equal_the_pipeline_on_every_shared_ride(model, pipeline, raw_rides):
+    rides = raw_rides.dropna().drop(columns="fare_amount")
+    features = pipeline.named_steps["features"].transform(rides)
+    assert model.range_coverages == (50, 80, 90, 95)
+    for coverage in model.range_coverages:
+        expected = pipeline.named_steps["regressor"].predict_range(features, coverage)
+        for compiled, fitted in zip(model.predict_range(rides, coverage), expected, strict=True):
+            np.testing.assert_allclose(compiled, fitted, rtol=0, atol=1e-9)
+
+
+def test_short_rides_and_trips_are_priced_by_their_own_bags(model, valid_rides):
+    rides = valid_rides.drop(columns="fare_amount")
+    X = model.features.compute(rides)
+    short = model.segments_of(X) == 0
+    assert 0 < short.sum() < 0.05 * len(rides)
+    assert (X[short, model.route_feature] < 0.1).all() and (X[~short, model.route_feature] >= 0.1).all()
+    np.testing.assert_allclose(model.predict(rides)[short], model.fares[0].predict(X[short]), rtol=0, atol=1e-12)
+
+
 def test_compiled_fares_equal_the_pipeline_on_10000_synthetic_rides(model, pipeline):
     rides = generate_rides(10_000, seed=7).drop(columns="fare_amount")
     np.testing.assert_allclose(model.predict(rides), pipeline.predict(rides), rtol=0, atol=1e-9)
@@ -60,11 +79,11 @@ def test_large_batches_use_bounded_memory(model, valid_rides):
     X = model.features.compute(rides.iloc[np.arange(60_000) % len(rides)])
     tracemalloc.start()
     try:
-        model.fares[0].predict(X)
+        model.fares[1].predict(X)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 8 * 1024 * 1024, f"{peak / 1e6:.1f} MB for 60,000 rows"  # all (tree, row) pairs at once: ~40 MB
+    assert peak < 12 * 1024 * 1024, f"{peak / 1e6:.1f} MB for 60,000 rows"  # all (tree, row) pairs at once: ~140 MB
 
 
 def fitted_with_missing_values(seed: int) -> tuple[np.ndarray, HistGradientBoostingRegressor]:
@@ -94,14 +113,15 @@ def test_combined_ensembles_predict_the_weighted_sum():
 
 def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, valid_rides):
     rides = valid_rides.drop(columns="fare_amount").iloc[:400]
-    ensemble = model.fares[0]
+    ensemble = model.fares[1]
     plus_ten = dataclasses.replace(ensemble, baseline=ensemble.baseline + 10)
-    distance = model.feature_names().index("haversine_km")
+    distance = model.feature_names().index("trip_km")
     routed = FareModel(model.features, ("short", "long"), (ensemble, plus_ten), distance, np.array([2.0]))
     routed.check()
-    long = model.features.compute(rides)[:, distance] >= 2.0
+    X = model.features.compute(rides)
+    long = X[:, distance] >= 2.0
     assert 0 < long.sum() < len(rides)
-    np.testing.assert_allclose(routed.predict(rides), model.predict(rides) + np.where(long, 10, 0), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(routed.predict(rides), ensemble.predict(X) + np.where(long, 10, 0), rtol=0, atol=1e-9)
 
 
 def test_non_identity_links_are_refused():

@@ -29,32 +29,48 @@ def features_by_name(frame) -> dict[str, np.ndarray]:
     return dict(zip(transformer.get_feature_names_out(), transformer.transform(frame).T))
 
 
-def test_jfk_to_times_square_is_about_20_km():
-    km = geometry.haversine_km(np.array([JFK[0]]), np.array([JFK[1]]), np.array([TIMES_SQUARE[0]]), np.array([TIMES_SQUARE[1]]))
-    assert km[0] == pytest.approx(21.7, abs=0.5)
+def trip_features(lon1, lat1, lon2, lat2) -> dict[str, float]:
+    return {name: values[0] for name, values in
+            features_by_name(rides("2013-07-06 21:18:00", lon1=lon1, lat1=lat1, lon2=lon2, lat2=lat2)).items()}
+
+
+def test_jfk_to_times_square_is_about_22_km_as_the_crow_flies():
+    assert trip_features(*JFK, *TIMES_SQUARE)["trip_km"] == pytest.approx(21.7, abs=0.3)  # great circle: 21.7 km
 
 
 def test_one_degree_of_latitude_is_111_km():
-    assert geometry.haversine_km(np.array([-74.0]), np.array([40.0]), np.array([-74.0]), np.array([41.0]))[0] == pytest.approx(111.2, abs=0.1)
+    assert trip_features(-73.98, 40.2, -73.98, 41.2)["trip_km"] == pytest.approx(111.2, abs=0.1)
 
 
-def test_manhattan_distance_along_an_avenue_equals_the_straight_line():
+def test_the_street_grid_along_an_avenue_equals_the_straight_line():
     theta = np.radians(geometry.MANHATTAN_GRID_ROTATION_DEG)
-    lat = 40.75
     north_km, east_km = 2 * np.cos(theta), 2 * np.sin(theta)
-    lon2 = -73.98 + east_km / (111.195 * np.cos(np.radians(lat)))
-    lat2 = lat + north_km / 111.195
-    assert geometry.manhattan_km(*geometry.trip_offsets_km(np.array([-73.98]), np.array([lat]), np.array([lon2]), np.array([lat2])))[0] == pytest.approx(2.0, rel=0.01)
+    lon2 = TIMES_SQUARE[0] + east_km / geometry.KM_PER_DEGREE_LONGITUDE
+    lat2 = TIMES_SQUARE[1] + north_km / geometry.KM_PER_DEGREE_LATITUDE
+    ride = trip_features(*TIMES_SQUARE, lon2, lat2)
+    assert ride["grid_km"] == pytest.approx(2.0) and ride["trip_km"] == pytest.approx(2.0)
 
 
-def test_manhattan_distance_across_the_grid_is_longer_than_the_straight_line():
-    args = [np.array([v]) for v in (-73.99, 40.75, -73.95, 40.75)]
-    assert geometry.manhattan_km(*geometry.trip_offsets_km(*args))[0] > 1.2 * geometry.haversine_km(*args)[0]
+def test_the_street_grid_across_the_avenues_is_longer_than_the_straight_line():
+    ride = trip_features(-73.99, 40.75, -73.95, 40.75)
+    assert ride["grid_km"] > 1.2 * ride["trip_km"] and ride["grid_ratio"] > 1.2
+    assert geometry.street_grid_km(-73.99, 40.75, -73.95, 40.75) == pytest.approx(ride["grid_km"])
 
 
 def test_bearing_points_north_and_east():
-    assert geometry.bearing_deg(*geometry.trip_offsets_km(np.array([-74.0]), np.array([40.7]), np.array([-74.0]), np.array([40.8])))[0] == pytest.approx(0.0)
-    assert geometry.bearing_deg(*geometry.trip_offsets_km(np.array([-74.0]), np.array([40.7]), np.array([-73.9]), np.array([40.7])))[0] == pytest.approx(90.0)
+    assert trip_features(-74.0, 40.7, -74.0, 40.8)["bearing_deg"] == pytest.approx(0.0)
+    assert trip_features(-74.0, 40.7, -73.9, 40.7)["bearing_deg"] == pytest.approx(90.0)
+
+
+@pytest.mark.parametrize(("place", "point", "manhattan", "new_jersey"), [
+    ("the Battery", (-74.017, 40.703), 1, 0), ("Inwood", (-73.92, 40.87), 1, 0), ("East Harlem", (-73.94, 40.795), 1, 0),
+    ("Jersey City", (-74.033, 40.716), 0, 1), ("Hoboken", (-74.03, 40.745), 0, 1), ("Newark airport", (-74.1745, 40.6895), 0, 1),
+    ("Long Island City", (-73.95, 40.745), 0, 0), ("Brooklyn Heights", (-73.995, 40.696), 0, 0), ("JFK", JFK, 0, 0),
+])
+def test_places_are_told_apart(place, point, manhattan, new_jersey):
+    ride = trip_features(*point, *TIMES_SQUARE)
+    assert (ride["pickup_in_manhattan"], ride["pickup_in_new_jersey"]) == (manhattan, new_jersey), place
+    assert ride["crosses_hudson"] == new_jersey and ride["leaves_manhattan"] == 1 - manhattan
 
 
 @pytest.mark.parametrize(

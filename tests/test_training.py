@@ -40,12 +40,13 @@ def test_metadata_describes_both_files_under_one_version(trained_model):
                                     "sha256": sha256_hex((out / PIPELINE_FILE).read_bytes())}
     assert metadata["model_version"].endswith(metadata["sha256"][:8])
     assert metadata["data"]["rows_read"] == 20_476
-    assert metadata["data"]["rows_train"] + metadata["data"]["rows_test"] == metadata["data"]["rows_valid"]
+    assert metadata["data"]["rows_fit"] == metadata["data"]["rows_valid"] > metadata["data"]["rows_held_out"]
     assert metadata["data"]["cleaning"]["zero_coordinates"] == 196
     assert set(metadata["libraries"]) >= {"python", "scikit-learn", "numpy", "pandas", "joblib"}
-    assert metadata["metrics"][MODEL_NAME]["rmse"] == pytest.approx(result.scores[MODEL_NAME].rmse, abs=1e-4)
-    assert "haversine_km" in metadata["features"] and "hour" in metadata["features"]
-    assert (out / MODEL_FILE).stat().st_size <= 5_000_000
+    assert metadata["metrics"]["fares"][MODEL_NAME]["rmse"] == pytest.approx(result.scores[MODEL_NAME].rmse, abs=1e-4)
+    assert "held-out" in metadata["metrics"]["evaluation"]
+    assert {"trip_km", "grid_km", "midpoint_frame_45", "crosses_hudson", "hour"} <= set(metadata["features"])
+    assert (out / MODEL_FILE).stat().st_size <= 8_000_000
 
 
 def test_saved_model_loads_and_predicts_plausible_fares(model, valid_rides):

@@ -5,8 +5,10 @@ feature map's parameters and the flattened trees, nothing else, so serving needs
 loading it runs no foreign code (taxifare.model.loading).
 
 A model prices each ride with the ensemble of the segment the ride falls in: rides are routed on
-one feature against sorted edges (say, trips under 100 m to their own model). With no edges,
-one ensemble prices every ride.
+one feature against sorted edges (trips under 100 m to their own model). With no edges, one
+ensemble prices every ride. A model may also carry a fare range: two quantile ensembles widened by
+margins calibrated for a few coverages (conformal prediction), never below the start fare, and
+always around the fare itself.
 """
 
 from dataclasses import dataclass
@@ -17,8 +19,40 @@ from taxifare.model.checks import require_array, require_indices
 from taxifare.model.features import RideFeatureMap
 from taxifare.model.trees import TreeEnsemble
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the fields below change meaning: a server refuses files of another version."""
+
+
+@dataclass(frozen=True, eq=False)
+class FareRange:
+    """Where a ride's real fare should fall: [low - margin, high + margin] for the margin of a coverage.
+
+    margins: coverage in percent (80: 80% of real fares inside) -> dollars added on both sides.
+    min_fare: no range goes below it (the meter's start fare).
+    """
+
+    low: TreeEnsemble
+    high: TreeEnsemble
+    margins: dict[int, float]
+    min_fare: float
+
+    def bounds(self, X: np.ndarray, fares: np.ndarray, coverage: int) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) for each row of the feature matrix; KeyError for a coverage not calibrated."""
+        margin = self.margins[coverage]
+        low = np.minimum(np.maximum(self.low.predict(X) - margin, self.min_fare), fares)
+        high = np.maximum(self.high.predict(X) + margin, fares)
+        return low, high
+
+    def check(self, n_features: int) -> None:
+        for ensemble in (self.low, self.high):
+            if not isinstance(ensemble, TreeEnsemble):
+                raise ValueError("a fare range needs two TreeEnsembles")
+            ensemble.check(n_features)
+        if not (isinstance(self.margins, dict) and self.margins
+                and all(isinstance(c, int) and 0 < c < 100 and isinstance(m, float) for c, m in self.margins.items())):
+            raise ValueError("range margins must map coverages (1-99) to dollars")
+        if not isinstance(self.min_fare, float):
+            raise ValueError("min_fare must be a float")
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,26 +70,48 @@ class FareModel:
     fares: tuple[TreeEnsemble, ...]
     route_feature: int
     route_edges: np.ndarray
+    fare_range: FareRange | None = None
     format_version: int = FORMAT_VERSION
 
     @classmethod
     def single(cls, features: RideFeatureMap, fare: TreeEnsemble) -> "FareModel":
-        """One ensemble for every ride."""
+        """One ensemble for every ride, no range."""
         return cls(features, ("all rides",), (fare,), 0, np.empty(0))
+
+    @property
+    def range_coverages(self) -> tuple[int, ...]:
+        """The coverages (percent) a range can be asked for; none without a fare range."""
+        return tuple(sorted(self.fare_range.margins)) if self.fare_range is not None else ()
 
     def feature_names(self) -> tuple[str, ...]:
         return self.features.names()
 
     def predict(self, rides: object) -> np.ndarray:
         """The fare of each ride, in input order."""
+        return self.fares_of(self.features.compute(rides))
+
+    def predict_range(self, rides: object, coverage: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fares, low, high): each ride's fare and a range meant to hold `coverage` percent of real fares.
+
+        ValueError when the model has no range for that coverage.
+        """
+        if coverage not in self.range_coverages:
+            raise ValueError(f"no {coverage}% range: this model has {list(self.range_coverages) or 'none'}")
         X = self.features.compute(rides)
+        fares = self.fares_of(X)
+        return (fares, *self.fare_range.bounds(X, fares, coverage))
+
+    def fares_of(self, X: np.ndarray) -> np.ndarray:
+        """Fares for rows of the feature matrix, each by its segment's ensemble."""
         if len(self.fares) == 1:
             return self.fares[0].predict(X)
         segment = self.segments_of(X)
-        fares = np.empty(len(X))
+        counts = np.bincount(segment, minlength=len(self.fares))
+        busiest = int(np.argmax(counts))
+        fares = self.fares[busiest].predict(X)  # the whole matrix: no copy of most of it
         for index, ensemble in enumerate(self.fares):
             chosen = segment == index
-            if chosen.any():
+            if index != busiest and counts[index]:
                 fares[chosen] = ensemble.predict(X[chosen])
         return fares
 
@@ -83,3 +139,7 @@ class FareModel:
         if not isinstance(self.route_feature, int):
             raise ValueError("route_feature must be an int")
         require_indices(np.array([self.route_feature]), "route_feature", n_features)
+        if self.fare_range is not None:
+            if not isinstance(self.fare_range, FareRange):
+                raise ValueError("fare_range must be a FareRange")
+            self.fare_range.check(n_features)

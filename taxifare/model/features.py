@@ -1,11 +1,14 @@
-"""Ride features in numpy: distances, directions and New York local time.
+"""Ride features in numpy: where the ride goes, how a cab gets there, and when.
 
-`RideFeatureMap` holds everything the features need (the time zone's UTC-offset table, the
-landmarks) as plain arrays, and `compute` turns rides into the model's feature matrix. It reads
-the six input columns by name from anything indexable by column name: a pandas DataFrame (a
-notebook, batch scoring) or a dict of numpy arrays (the request path, where building a DataFrame
-alone would cost half the latency budget). Training wraps it in a scikit-learn transformer
-(taxifare.training.transformers), so the maths lives here only.
+`RideFeatureMap` holds the only learned-at-build-time part (the riders' time zone as a UTC-offset
+table) and `compute` turns rides into the model's feature matrix, reading the six input columns by
+name from a pandas DataFrame (a notebook, batch scoring) or a dict of numpy arrays (the request
+path). Training wraps it in a scikit-learn transformer (taxifare.training.transformers), so the
+maths lives here only and training and serving can never disagree.
+
+Both ends of a ride are projected once onto a flat kilometre grid around Midtown (exact enough
+within the city) and rotated into a few frames; every distance, crossing and flag is read off
+that one array, so a single ride costs a few dozen numpy calls.
 """
 
 from collections.abc import Mapping
@@ -31,8 +34,23 @@ RATE_CHANGE_LOCAL_SECONDS = np.datetime64(RATE_CHANGE_DATE, "s").astype(np.int64
 SECONDS_PER_YEAR = 365.2425 * 86_400
 EPOCH_2009 = 1_230_768_000
 UTC_SUFFIX = " UTC"
+FRAME_ANGLES_DEG = (0.0, 90.0, geometry.MANHATTAN_GRID_ROTATION_DEG, geometry.MANHATTAN_GRID_ROTATION_DEG + 90.0,
+                    15.0, 30.0, 45.0, 60.0, 75.0, 105.0, 120.0, 135.0, 150.0, 165.0)
+"""Compass bearings of the frames' axes: north, east, along Manhattan's avenues and streets, then every 15
+degrees. Trees split one feature at a time; points seen along many axes let them draw oblique borders
+(rivers, boroughs), which cross-validation rewarded (scripts/compare_recipes.py)."""
+FRAMED_POINTS = ("pickup", "dropoff", "midpoint")
+NORTH, EAST, AVENUES, STREETS = 0, 1, 2, 3
+MANHATTAN_BOX_KM = ((-7.5, 14.0), (-2.4, 2.2))
+"""Manhattan as a rectangle in the avenues/streets frame around Midtown, from the Battery to Inwood
+(New Jersey's waterfront, which the rectangle's corner reaches, is taken out)."""
+NEW_JERSEY = (-74.025, 40.64)
+"""West of this longitude and north of this latitude: Jersey City, Hoboken, Newark (not Staten Island)."""
+
 TIME_FEATURES = ("year", "month", "weekday", "hour", "years_since_2009", "after_rate_change")
-GEOMETRY_FEATURES = ("haversine_km", "manhattan_km", "bearing_deg")
+TRIP_FEATURES = ("trip_km", "grid_km", "grid_ratio", "bearing_deg")
+PLACE_FEATURES = ("in_manhattan", "in_new_jersey")
+CROSSING_FEATURES = ("crosses_hudson", "leaves_manhattan")
 
 
 def utc_seconds(values: object) -> np.ndarray:
@@ -78,31 +96,42 @@ class RideFeatureMap:
 
     def names(self) -> tuple[str, ...]:
         """Names of the columns `compute` returns, in order."""
-        landmark = [f"{end}_to_{name}_km" for end in ("pickup", "dropoff") for name in self.landmark_names]
-        return (*INPUT_COLUMNS[1:], *GEOMETRY_FEATURES, *landmark, *TIME_FEATURES)
+        ends = ("pickup", "dropoff")
+        frames = [f"{point}_frame_{angle:g}" for point in FRAMED_POINTS for angle in FRAME_ANGLES_DEG[4:]]
+        landmarks = [f"{end}_to_{name}_km" for end in ends for name in self.landmark_names]
+        places = [f"{end}_{place}" for end in ends for place in PLACE_FEATURES]
+        return (*INPUT_COLUMNS[1:], *TRIP_FEATURES, *frames, *landmarks, *places, *CROSSING_FEATURES,
+                *TIME_FEATURES)
 
     def compute(self, rides: object) -> np.ndarray:
         """Features of each ride as a float64 array of shape (n_rides, len(names()))."""
-        lon1, lat1, lon2, lat2, passengers = (
-            np.asarray(rides[name], dtype=np.float64)
-            for name in (PICKUP_LONGITUDE, PICKUP_LATITUDE, DROPOFF_LONGITUDE, DROPOFF_LATITUDE, PASSENGER_COUNT)
-        )
-        n = len(lon1)
-        east, north = geometry.trip_offsets_km(lon1, lat1, lon2, lat2)
-        to_landmarks = geometry.haversine_km(
-            np.concatenate([lon1, lon2])[:, None], np.concatenate([lat1, lat2])[:, None],
-            self.landmark_points[:, 0], self.landmark_points[:, 1],
-        )
+        lon = np.array([rides[PICKUP_LONGITUDE], rides[DROPOFF_LONGITUDE]], dtype=np.float64)  # (2, n): both ends
+        lat = np.array([rides[PICKUP_LATITUDE], rides[DROPOFF_LATITUDE]], dtype=np.float64)
+        x, y = geometry.grid_km(lon, lat)
+        x, y = np.concatenate([x, x.mean(axis=0, keepdims=True)]), np.concatenate([y, y.mean(axis=0, keepdims=True)])
+        frames = geometry.rotate(x, y, FRAME_ANGLES_DEG)  # (3, n, angles): pickup, dropoff, midpoint
+        moves = frames[1] - frames[0]
+        trip = np.hypot(moves[:, NORTH], moves[:, EAST])
+        grid = np.abs(moves[:, AVENUES]) + np.abs(moves[:, STREETS])
+        landmark_x, landmark_y = geometry.grid_km(self.landmark_points[:, 0], self.landmark_points[:, 1])
+        to_landmarks = np.hypot(x[:2, :, None] - landmark_x, y[:2, :, None] - landmark_y)  # (2, n, landmarks)
+        (along_low, along_high), (across_low, across_high) = MANHATTAN_BOX_KM
+        new_jersey = (lon < NEW_JERSEY[0]) & (lat > NEW_JERSEY[1])
+        ends = frames[:2]
+        manhattan = ((ends[..., AVENUES] >= along_low) & (ends[..., AVENUES] <= along_high)
+                     & (ends[..., STREETS] >= across_low) & (ends[..., STREETS] <= across_high) & ~new_jersey)
+
         utc = utc_seconds(rides[PICKUP_DATETIME])
         local = local_time.to_local_seconds(utc, self.offset_instants, self.offsets)
         clock = local_time.civil_time(local)
         return np.array([
-            lon1, lat1, lon2, lat2, passengers,
-            geometry.haversine_km(lon1, lat1, lon2, lat2), geometry.manhattan_km(east, north),
-            geometry.bearing_deg(east, north),
-            *to_landmarks[:n].T, *to_landmarks[n:].T,
-            clock.year, clock.month, clock.weekday, clock.seconds_of_day / 3600,
-            (utc - EPOCH_2009) / SECONDS_PER_YEAR, local >= RATE_CHANGE_LOCAL_SECONDS,
+            lon[0], lat[0], lon[1], lat[1], np.asarray(rides[PASSENGER_COUNT], dtype=np.float64),
+            trip, grid, grid / (trip + 0.05), np.degrees(np.arctan2(moves[:, EAST], moves[:, NORTH])),
+            *frames[0, :, 4:].T, *frames[1, :, 4:].T, *frames[2, :, 4:].T, *to_landmarks[0].T, *to_landmarks[1].T,
+            manhattan[0], new_jersey[0], manhattan[1], new_jersey[1],
+            new_jersey[0] != new_jersey[1], manhattan[0] != manhattan[1],
+            clock.year, clock.month, clock.weekday, clock.seconds_of_day / 3600, (utc - EPOCH_2009) / SECONDS_PER_YEAR,
+            local >= RATE_CHANGE_LOCAL_SECONDS,
         ], dtype=np.float64).T  # built feature-major: the trees' level walk reads it column by column
 
     def check(self) -> None:
@@ -116,4 +145,3 @@ class RideFeatureMap:
             raise ValueError("landmark_names must be a tuple of strings")
         if self.landmark_points.shape != (len(self.landmark_names), 2):
             raise ValueError("landmark_points must hold one (longitude, latitude) per landmark")
-

@@ -21,6 +21,7 @@ ALLOWED_GLOBALS = {
     ("numpy._core.numeric", "_frombuffer"): None,
     ("numpy", "dtype"): None,
     (fare_model.__name__, "FareModel"): fare_model.FareModel,
+    (fare_model.__name__, "FareRange"): fare_model.FareRange,
     (features.__name__, "RideFeatureMap"): features.RideFeatureMap,
     (trees.__name__, "TreeEnsemble"): trees.TreeEnsemble,
 }

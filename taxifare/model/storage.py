@@ -14,6 +14,8 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +30,30 @@ class ObjectTooLarge(ValueError):
 
 class NotARegularFile(OSError):
     """A local path names a FIFO, a device or a socket: reading it could block or never end."""
+
+
+class NoCredentials(PermissionError):
+    """Cloud Storage needs Google credentials and none were found."""
+
+
+CREDENTIALS_HINT = ("run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS to a "
+                    "service account key)")
+
+
+@contextmanager
+def gcs_errors(uri: str) -> Iterator[None]:
+    """Turn the storage client's errors into ones that name the URI and what to do."""
+    from google.api_core import exceptions
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        yield
+    except DefaultCredentialsError:
+        raise NoCredentials(f"no Google credentials to access {uri}: {CREDENTIALS_HINT}") from None
+    except exceptions.NotFound:
+        raise FileNotFoundError(f"no such object or bucket: {uri}") from None
+    except exceptions.Forbidden as error:
+        raise PermissionError(f"access to {uri} denied: {error.message}") from None
 
 
 def is_gcs_uri(uri: str) -> bool:
@@ -51,6 +77,7 @@ def import_client(uri: str) -> None:
     """
     if is_gcs_uri(uri):
         import google.api_core.exceptions  # noqa: F401
+        import google.auth.exceptions  # noqa: F401
         import google.cloud.storage  # noqa: F401
         import google.cloud.storage.retry  # noqa: F401
 
@@ -65,7 +92,10 @@ def _blob(uri: str):
 def open_binary(uri: str) -> BinaryIO:
     """A streaming binary reader, so a multi-GB CSV is never held in memory whole."""
     if is_gcs_uri(uri):
-        return _blob(uri).open("rb")
+        with gcs_errors(uri):
+            blob = _blob(uri)
+            blob.reload()  # fails here, not in the caller's CSV parser, when the object is missing or forbidden
+            return blob.open("rb")
     return open(uri, "rb")
 
 
@@ -106,14 +136,11 @@ def read_bytes(uri: str, timeout: float = 60.0, max_bytes: int = DEFAULT_MAX_BYT
 
 
 def _download(uri: str, sink: _BoundedBuffer, deadline: float) -> None:
-    from google.api_core.exceptions import NotFound
     from google.cloud.storage.retry import DEFAULT_RETRY
 
     remaining = max(deadline - time.monotonic(), 0.001)
-    try:
+    with gcs_errors(uri):
         _blob(uri).download_to_file(sink, timeout=remaining, retry=DEFAULT_RETRY.with_timeout(remaining))
-    except NotFound:
-        raise FileNotFoundError(f"no object at {uri}") from None
 
 
 def _read_regular_file(path: Path, sink: _BoundedBuffer) -> None:
@@ -136,7 +163,23 @@ def _read_regular_file(path: Path, sink: _BoundedBuffer) -> None:
 def copy_file(path: Path, uri: str, content_type: str = "application/octet-stream") -> None:
     """Copy a local file to a local path or a GCS object."""
     if is_gcs_uri(uri):
-        _blob(uri).upload_from_filename(str(path), content_type=content_type)
+        with gcs_errors(uri):
+            _blob(uri).upload_from_filename(str(path), content_type=content_type)
     else:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, uri)
+
+
+def check_writable(prefix: str) -> None:
+    """Fail now, not after a long training run, if files cannot be written under `prefix`."""
+    if not is_gcs_uri(prefix):
+        Path(prefix).mkdir(parents=True, exist_ok=True)
+        return
+    from google.cloud import storage
+
+    bucket = prefix.removeprefix(GCS_SCHEME).partition("/")[0]
+    if not bucket:
+        raise ValueError(f"not a gs://bucket/prefix URI: {prefix!r}")
+    with gcs_errors(prefix):
+        if not storage.Client().bucket(bucket).exists():
+            raise FileNotFoundError(f"no bucket gs://{bucket} for {prefix}: create it (./deploy.sh model does)")

@@ -19,8 +19,8 @@ import numpy as np
 
 from taxifare.model.checks import require_array, require_indices
 
-CHUNK_CELLS = 1 << 15
-"""Rows x trees per chunk of the level walk: its temporaries stay in the CPU's cache."""
+CHUNK_CELLS = 1 << 16
+"""Rows x trees per chunk of the level walk: its temporaries (~0.5 MB each) stay in the CPU's cache."""
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from importlib.resources import files
 import numpy as np
 from flask import Request, Response
 
+from taxifare.model.fare_model import FareModel
 from taxifare.serving.json_log import log_event, log_request
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
-from taxifare.serving.request_parsing import RequestError, Shape, finish_body, parse_ride_request
+from taxifare.serving.request_parsing import RANGE_FIELD, RequestError, Shape, finish_body, parse_ride_request
 from taxifare.serving.responses import error_response, html_response, json_response, preflight_response
 from taxifare.serving.validation import InvalidRides, validate_records
 
@@ -24,6 +25,7 @@ PREDICT_PATHS = {"/", "/predict"}
 KSERVE_PATH = re.compile(r"^/v1/models/[\w.-]+:predict$")
 READ_METHODS = {"GET", "HEAD"}
 PREDICT_METHODS = READ_METHODS | {"POST"}
+PREDICT_ALLOW, PAGE_ALLOW = "GET, POST, OPTIONS", "GET, OPTIONS"
 DOCS_HTML = files("taxifare.serving").joinpath("docs.html").read_text(encoding="utf-8")
 
 
@@ -46,19 +48,21 @@ def handle(request: Request, store: ModelStore) -> Response:
 def route(request: Request, store: ModelStore) -> tuple[Response, int]:
     """Dispatch on path and method; returns the response and the number of rides priced."""
     method, path = request.method, request.path
-    if method == "OPTIONS":
-        return preflight_response(), 0
     if path in PREDICT_PATHS or KSERVE_PATH.match(path):
+        if method == "OPTIONS":
+            return preflight_response(PREDICT_ALLOW), 0
         if method not in PREDICT_METHODS:
-            return not_allowed(method, path, "GET, POST, OPTIONS"), 0
+            return not_allowed(method, path, PREDICT_ALLOW), 0
         if path == "/" and method in READ_METHODS and not request.args:
             return json_response(GREETING), 0
         return predict(request, store)
     page = PAGES.get(path)
     if page is None:
         return error_response(404, f"no such endpoint: {path[:100]}", {"path": "see /docs for the API"}), 0
+    if method == "OPTIONS":
+        return preflight_response(PAGE_ALLOW), 0
     if method not in READ_METHODS:
-        return not_allowed(method, path, "GET, OPTIONS"), 0
+        return not_allowed(method, path, PAGE_ALLOW), 0
     return page(store), 0
 
 
@@ -76,15 +80,31 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
         shape = rides.shape
         columns = validate_records(rides.records, rides.row_label)
         loaded = store.get()
+        answers = price(loaded.model, columns, rides.coverage, shape)
     except RequestError as refused:
         return refusal(refused.status, refused.message, refused.details, refused.shape), 0
     except InvalidRides as invalid:
         return refusal(400, "invalid ride fields", invalid.details, shape), 0
     except ModelUnavailable as down:
         return refusal(503, UNAVAILABLE, {"model": down.reason}, shape, retry_after(down)), 0
-    fares = np.round(loaded.model.predict(columns), 2).tolist()
-    body = {shape.value: fares[0]} if shape is Shape.SINGLE else {shape.value: fares}
-    return json_response(body), len(fares)
+    if shape is not Shape.SINGLE:
+        body = {shape.value: answers}
+    else:  # one ride: {"fare": x}, or the fare-and-range object itself
+        body = answers[0] if rides.coverage is not None else {shape.value: answers[0]}
+    return json_response(body), len(answers)
+
+
+def price(model: FareModel, columns: dict[str, np.ndarray], coverage: int | None, shape: Shape) -> list:
+    """Each ride's fare in cents, or {"fare", "range": {"coverage", "low", "high"}} when a range is asked for."""
+    if coverage is None:
+        return np.round(model.predict(columns), 2).tolist()
+    if coverage not in model.range_coverages:
+        offered = ", ".join(map(str, model.range_coverages)) or "none"
+        raise RequestError(400, "invalid range", {RANGE_FIELD: f"no {coverage}% range: this model offers {offered}"},
+                           shape)
+    fares, low, high = (np.round(values, 2).tolist() for values in model.predict_range(columns, coverage))
+    return [{"fare": fare, "range": {"coverage": coverage, "low": lo, "high": hi}}
+            for fare, lo, hi in zip(fares, low, high, strict=True)]
 
 
 def retry_after(down: ModelUnavailable) -> dict[str, str]:

@@ -4,7 +4,7 @@ from functools import cache
 
 from taxifare import __version__
 from taxifare.model.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
-from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_FIELDS, MAX_QUERY_BYTES, MAX_ROWS
+from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_FIELDS, MAX_QUERY_BYTES, MAX_ROWS, RANGE_FIELD
 from taxifare.serving.ride_time import EXAMPLE
 from taxifare.serving.validation import ALIASES
 
@@ -51,24 +51,42 @@ def _errors(*statuses: int) -> dict:
             for s in statuses}
 
 
+RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range holds 80% of real fares, calibrated on "
+              "held-out rides). The serving model's choices are in /model's range_coverages (50, 80, 90 and 95 by "
+              "default); without it the answer is the fare alone.")
+RANGE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 99, "description": RANGE_HELP, "example": 80}
+
+
 def _query_parameters() -> list[dict]:
     aliases = {canonical: alias for alias, canonical in ALIASES.items()}
-    return [{"name": name, "in": "query", "required": False,
-             "description": f"{_ride_properties()[name]['description']}" + (f" (alias: {aliases[name]})" if name in aliases else ""),
-             "schema": {"type": "string"}, "example": str(EXAMPLE_RIDE[name])} for name in INPUT_COLUMNS]
+    rides = [{"name": name, "in": "query", "required": False,
+              "description": f"{_ride_properties()[name]['description']}"
+                             + (f" (alias: {aliases[name]})" if name in aliases else ""),
+              "schema": {"type": "string"}, "example": str(EXAMPLE_RIDE[name])} for name in INPUT_COLUMNS]
+    return [*rides, {"name": RANGE_FIELD, "in": "query", "required": False, "description": RANGE_HELP,
+                     "schema": {"type": "string"}, "example": "80"}]
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _priced() -> dict:
+    """One ride's answer: the fare, or the fare with its range."""
+    return {"oneOf": [{"type": "number"}, _ref("FareWithRange")]}
 
 
 @cache
 def openapi_spec() -> dict:
     """The whole document (built once)."""
-    fare = {"200": {"description": "the predicted fare in US dollars", "content": _json("Fare")}}
+    fare = {"200": {"description": "the predicted fare in US dollars (and its range, when asked for)",
+                    "content": {"application/json": {"schema": {"oneOf": [_ref("Fare"), _ref("FareWithRange")]}}}}}
     post_body = {"required": True, "content": {"application/json": {"schema": {"oneOf": [
         {"$ref": "#/components/schemas/Ride"}, {"$ref": "#/components/schemas/Instances"},
         {"$ref": "#/components/schemas/BigQueryCalls"}]}, "example": EXAMPLE_RIDE}}}
     post_responses = {"200": {"description": "a fare, predictions or replies, matching the request's shape",
                               "content": {"application/json": {"schema": {"oneOf": [
-                                  {"$ref": "#/components/schemas/Fare"}, {"$ref": "#/components/schemas/Predictions"},
-                                  {"$ref": "#/components/schemas/Replies"}]}}}},
+                                  _ref("Fare"), _ref("FareWithRange"), _ref("Predictions"), _ref("Replies")]}}}},
                       **_errors(400, 413, 414, 503)}
     predict_get = {"summary": "Predict one fare from a query string", "parameters": _query_parameters(),
                    "responses": {**fare, **_errors(400, 414, 503)}}
@@ -81,7 +99,7 @@ def openapi_spec() -> dict:
         "paths": {
             "/": {"get": {**predict_get, "summary": 'With no parameters: {"greeting": "Hello"}; with ride fields: a fare',
                           "responses": {"200": {"description": "greeting or fare", "content": {"application/json": {
-                              "schema": {"oneOf": [{"$ref": "#/components/schemas/Greeting"}, {"$ref": "#/components/schemas/Fare"}]}}}},
+                              "schema": {"oneOf": [_ref("Greeting"), _ref("Fare"), _ref("FareWithRange")]}}}},
                               **_errors(400, 414, 503)}},
                   "post": predict_post},
             "/predict": {"get": predict_get, "post": predict_post},
@@ -93,19 +111,29 @@ def openapi_spec() -> dict:
                 **_errors(503)}}},
         },
         "components": {"schemas": {
-            "Ride": {"type": "object", "properties": _ride_properties(), "required": list(INPUT_COLUMNS)},
-            "Instances": {"type": "object", "required": ["instances"], "properties": {"instances": {
-                "type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {"$ref": "#/components/schemas/Ride"}}}},
+            "Ride": {"type": "object", "properties": {**_ride_properties(), RANGE_FIELD: RANGE_SCHEMA},
+                     "required": list(INPUT_COLUMNS)},
+            "Instances": {"type": "object", "required": ["instances"], "properties": {
+                "instances": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": _ref("Ride")},
+                "parameters": {"type": "object", "properties": {RANGE_FIELD: RANGE_SCHEMA}}}},
             "BigQueryCalls": {"type": "object", "required": ["calls"], "properties": {
                 "requestId": {"type": "string"}, "calls": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {
                     "type": "array", "minItems": 6, "maxItems": 6,
-                    "description": "[" + ", ".join(INPUT_COLUMNS) + "]"}}}},
+                    "description": "[" + ", ".join(INPUT_COLUMNS) + "]"}},
+                "userDefinedContext": {"type": "object", "properties": {RANGE_FIELD: {
+                    **RANGE_SCHEMA, "type": "string", "example": "80",
+                    "description": "set by the remote function's user_defined_context (deploy.sh: predict_fare_range)"}}}}},
             "Fare": {"type": "object", "required": ["fare"], "additionalProperties": False,
                      "properties": {"fare": {"type": "number"}}},
+            "FareRange": {"type": "object", "required": ["coverage", "low", "high"], "properties": {
+                "coverage": {"type": "integer", "description": "percent of real fares the range is calibrated to hold"},
+                "low": {"type": "number"}, "high": {"type": "number"}}},
+            "FareWithRange": {"type": "object", "required": ["fare", "range"], "additionalProperties": False,
+                              "properties": {"fare": {"type": "number"}, "range": _ref("FareRange")}},
             "Predictions": {"type": "object", "required": ["predictions"],
-                            "properties": {"predictions": {"type": "array", "items": {"type": "number"}}}},
+                            "properties": {"predictions": {"type": "array", "items": _priced()}}},
             "Replies": {"type": "object", "required": ["replies"],
-                        "properties": {"replies": {"type": "array", "items": {"type": "number"}}}},
+                        "properties": {"replies": {"type": "array", "items": _priced()}}},
             "Greeting": {"type": "object", "required": ["greeting"], "properties": {"greeting": {"const": "Hello"}}},
             "Health": {"type": "object", "required": ["status"], "properties": {
                 "status": {"enum": ["ok", "unavailable"]}, "model_version": {"type": "string"},

@@ -61,10 +61,11 @@ class RequestError(Exception):
 
 @dataclass
 class RideRequest:
-    """Records to price (field -> raw value) and the response shape."""
+    """Records to price (field -> raw value), the response shape, and the fare range asked for (if any)."""
 
     shape: Shape
     records: list[dict]
+    coverage: int | None = None
 
     @property
     def row_label(self) -> str | None:
@@ -72,12 +73,29 @@ class RideRequest:
         return {Shape.INSTANCES: "instances", Shape.BIGQUERY: "calls"}.get(self.shape)
 
 
+RANGE_FIELD = "range"
+"""Opt-in: the coverage, in percent, of the fare range to add to the answer ("range=80")."""
+
+
+def coverage_of(value: object, shape: Shape = Shape.SINGLE) -> int | None:
+    """The range coverage a request asks for: a whole number of percent from 1 to 99, or None (absent, empty)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 100:
+        raise RequestError(400, "invalid range", {RANGE_FIELD: f"a coverage in percent, such as 80; got {value!r}"},
+                           shape)
+    return value
+
+
 def fields_from_form(form: MultiDict) -> RideRequest:
     """One ride from a query string or form (a werkzeug MultiDict); repeated fields are refused."""
     repeated = {name: f"given {len(values)} times" for name, values in form.lists() if len(values) > 1}
     if repeated:
         raise RequestError(400, "repeated fields", repeated)
-    return RideRequest(Shape.SINGLE, [form.to_dict()])
+    fields = form.to_dict()
+    return RideRequest(Shape.SINGLE, [fields], coverage_of(fields.pop(RANGE_FIELD, None)))
 
 
 def json_type(value: object) -> str:
@@ -232,20 +250,26 @@ def rides_from_json(document: object) -> RideRequest:
         raise RequestError(400, "repeated fields",
                            {name: f"given {document.repeated[name]} times" for name in envelope})
     if "calls" in document:
+        context = document.get("userDefinedContext")
+        coverage = coverage_of(context.get(RANGE_FIELD) if isinstance(context, dict) else None, Shape.BIGQUERY)
         calls = _batch(document["calls"], "calls", Shape.BIGQUERY)
         bad = {f"calls[{i}]": f"expected an array of {len(INPUT_COLUMNS)} values ({', '.join(INPUT_COLUMNS)})"
                for i, call in enumerate(calls) if not isinstance(call, list) or len(call) != len(INPUT_COLUMNS)}
         if bad:
             raise RequestError(400, "malformed calls", dict(list(bad.items())[:20]), Shape.BIGQUERY)
-        return RideRequest(Shape.BIGQUERY, [dict(zip(INPUT_COLUMNS, call, strict=True)) for call in calls])
+        return RideRequest(Shape.BIGQUERY, [dict(zip(INPUT_COLUMNS, call, strict=True)) for call in calls], coverage)
     if "instances" in document:
+        parameters = document.get("parameters")
+        coverage = coverage_of(parameters.get(RANGE_FIELD) if isinstance(parameters, dict) else None,
+                               Shape.INSTANCES)
         instances = _batch(document["instances"], "instances", Shape.INSTANCES)
         bad = {f"instances[{i}]": "expected a JSON object of ride fields"
                for i, instance in enumerate(instances) if not isinstance(instance, dict)}
         if bad:
             raise RequestError(400, "malformed instances", dict(list(bad.items())[:20]), Shape.INSTANCES)
-        return RideRequest(Shape.INSTANCES, instances)
-    return RideRequest(Shape.SINGLE, [document])
+        return RideRequest(Shape.INSTANCES, instances, coverage)
+    coverage = coverage_of(document.pop(RANGE_FIELD, None))  # the parsed body is ours to change
+    return RideRequest(Shape.SINGLE, [document], coverage)
 
 
 def parse_ride_request(request: Request) -> RideRequest:
@@ -253,8 +277,8 @@ def parse_ride_request(request: Request) -> RideRequest:
     if request.method in ("GET", "HEAD"):
         return fields_from_query(request)
     body = read_body(request)
-    if request.mimetype == FORM_TYPE:
-        return fields_from_form_body(body)
+    if request.mimetype == FORM_TYPE and not body.lstrip().startswith((b"{", b"[")):
+        return fields_from_form_body(body)  # a "form" that is JSON (curl -d without a Content-Type) is read as JSON
     if not body.strip():
         if request.args:
             return fields_from_query(request)

@@ -1,4 +1,8 @@
-"""JSON responses with CORS, so any web page can call the function from a browser."""
+"""JSON responses with CORS, so any web page can call the function from a browser.
+
+JSON is written as Python's json module writes it ({"fare": 12.05}) with a final newline, so a
+terminal prompt does not land on the answer's line.
+"""
 
 import json
 
@@ -8,16 +12,14 @@ JSON_TYPE = "application/json"
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Authorization",
     "Access-Control-Max-Age": "3600",
 }
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A compact JSON response, CORS-enabled."""
-    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype=JSON_TYPE,
-                    headers={**CORS_HEADERS, **(headers or {})})
+    """A JSON response, CORS-enabled."""
+    return Response(json.dumps(body) + "\n", status=status, mimetype=JSON_TYPE, headers={**CORS_HEADERS, **(headers or {})})
 
 
 def error_response(status: int, message: str, details: dict[str, str] | None = None,
@@ -26,9 +28,9 @@ def error_response(status: int, message: str, details: dict[str, str] | None = N
     return json_response({"error": message, "details": details or {}}, status, headers)
 
 
-def preflight_response() -> Response:
-    """Answer a CORS preflight (OPTIONS) for any origin."""
-    return Response(status=204, headers=PREFLIGHT_HEADERS)
+def preflight_response(allow: str) -> Response:
+    """Answer a CORS preflight (OPTIONS) for any origin, with the methods this path takes."""
+    return Response(status=204, headers={**PREFLIGHT_HEADERS, "Access-Control-Allow-Methods": allow, "Allow": allow})
 
 
 def html_response(html: str) -> Response:

@@ -5,6 +5,8 @@ output is a dict of numpy columns the model reads directly. Every rejection name
 the reason; a batch reports at most MAX_REPORTED_ERRORS of them, each prefixed with its row.
 """
 
+import difflib
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -47,7 +49,8 @@ class InvalidRides(ValueError):
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    """A value as the client wrote it, in JSON (true, null, "abc"), cut short."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -117,6 +120,18 @@ def canonical_fields(record: Record) -> tuple[Record, dict[str, str]]:
     return fields, errors
 
 
+KNOWN_FIELDS = (*INPUT_COLUMNS, *ALIASES)
+
+
+def _did_you_mean(missing: str, fields: Record) -> str:
+    """A hint when the ride has an unknown field that looks like the missing one ("pickup_lat")."""
+    for given in fields:
+        if given not in KNOWN_FIELDS and (missing.startswith(given) or difflib.get_close_matches(given, [missing],
+                                                                                                  cutoff=0.75)):
+            return f" (you sent {json.dumps(given)}: did you mean {missing}?)"
+    return ""
+
+
 def validate_records(records: Sequence[Record], row_label: str | None = None) -> dict[str, np.ndarray]:
     """Model columns for valid records; InvalidRides naming each bad field otherwise.
 
@@ -168,7 +183,7 @@ def _check_each_record(records: Sequence[Record], row_label: str | None) -> dict
             if name in row_errors:
                 continue
             if name not in fields:
-                row_errors[name] = "missing"
+                row_errors[name] = "missing" + _did_you_mean(name, fields)
                 continue
             try:
                 columns[name].append(CHECKS[name](fields[name]))

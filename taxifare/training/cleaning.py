@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from taxifare.model import geometry
 from taxifare.model.schema import (
     COORDINATE_COLUMNS,
     DROPOFF_LATITUDE,
@@ -30,7 +29,6 @@ from taxifare.model.schema import (
 FARE_RANGE = (2.5, 500.0)
 """$2.50 was the meter's initial charge (2009-2015); nothing legitimate costs more than $500."""
 
-MIN_TRIP_KM = 0.1
 SWAPPED_COORDINATES = "swapped_coordinates_repaired"
 POINTS = ((PICKUP_LONGITUDE, PICKUP_LATITUDE), (DROPOFF_LONGITUDE, DROPOFF_LATITUDE))
 
@@ -64,9 +62,6 @@ RULES = (
          lambda r: (r[list(COORDINATE_COLUMNS)] == 0).any(axis=1)),
     Rule("outside_service_area", f"a point outside latitude {LATITUDE_RANGE} / longitude {LONGITUDE_RANGE}",
          _outside_area),
-    Rule("trip_under_100m", f"pickup and dropoff under {MIN_TRIP_KM * 1000:.0f} m apart: the GPS froze or the ride was "
-         "cancelled, so the fare says nothing about the trip (the real data has $179 for 47 m)",
-         lambda r: geometry.haversine_km(*(r[c] for c in COORDINATE_COLUMNS)) < MIN_TRIP_KM),
     Rule("passenger_count_out_of_range", f"passengers not a whole number from {PASSENGER_RANGE[0]} to {PASSENGER_RANGE[1]}",
          lambda r: ~_between(r[PASSENGER_COUNT], PASSENGER_RANGE) | (r[PASSENGER_COUNT] % 1 != 0)),
 )

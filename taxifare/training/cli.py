@@ -5,21 +5,24 @@ checkout when that folder exists (or TAXIFARE_DATA_DIR), else a synthetic set, s
 """
 
 import argparse
+import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from taxifare.model import storage
-from taxifare.model.loading import MODEL_FILE
+from taxifare.model.loading import MODEL_FILE, ModelFileError, metadata_uri
 from taxifare.model.schema import FARE
-from taxifare.training.artifacts import load_predictor, upload_model
+from taxifare.training.artifacts import ModelVersionError, load_predictor, upload_model
 from taxifare.training.cleaning import clean_rides
 from taxifare.training.data import LoadedRides, read_rides, rides_from_frame
-from taxifare.training.evaluation import format_table, score
+from taxifare.training.evaluation import format_table, score, short_rides
 from taxifare.training.synthetic import SOURCE_NAME, generate_rides
-from taxifare.training.train import MODEL_NAME, train_and_save
+from taxifare.training.train import MODEL_NAME, public_source, train_and_save
 
 DATA_DIR_ENV = "TAXIFARE_DATA_DIR"
 SHARED_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -61,10 +64,15 @@ def load_training_rides(args: argparse.Namespace, progress: Progress) -> LoadedR
 
 def cmd_train(args: argparse.Namespace) -> int:
     progress = Progress()
+    if args.upload:
+        storage.check_writable(args.upload)  # now, not after the training run
     loaded = load_training_rides(args, progress)
-    result = train_and_save(loaded, Path(args.out), test_fraction=args.test_fraction, seed=args.seed, progress=progress)
+    with threadpool_limits(limits=args.threads or None):
+        result = train_and_save(loaded, Path(args.out), test_fraction=args.test_fraction, seed=args.seed,
+                                progress=progress)
     metadata = result.metadata
-    print(f"\nTest set: {metadata['data']['rows_test']:,} valid rides never seen in training\n{result.table}\n")
+    print(f"\nHeld out: {metadata['data']['rows_held_out']:,} valid rides, scored by the pipeline fit on the others "
+          f"(the saved model was then refit on all {metadata['data']['rows_fit']:,})\n{result.table}\n")
     print(f"wrote {Path(args.out) / MODEL_FILE} ({metadata['size_bytes']:,} bytes), version {metadata['model_version']}")
     if args.upload:
         for uri in upload_model(Path(args.out), args.upload, metadata["model_version"]):
@@ -73,12 +81,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    predictor = load_predictor(storage.read_bytes(args.model))
+    try:
+        predictor = load_predictor(storage.read_bytes(args.model))
+    except ModelFileError as error:
+        raise ValueError(f"{args.model}: {error}") from None
+    for source in trained_on(args.model, args.data):
+        print(f"warning: {source} was part of this model's training data (its model.json says so): the scores "
+              "below are optimistic; evaluate on rides the model has not seen", file=sys.stderr)
     cleaned = clean_rides(read_rides(args.data, limit=args.limit, sample=args.sample, seed=args.seed).rides)
     y = cleaned.rides.pop(FARE).to_numpy()
-    print(f"{len(y):,} valid rides (cleaning: {cleaned.counts})")
-    print(format_table({MODEL_NAME: score(y, predictor.predict(cleaned.rides))}))
+    short = short_rides(cleaned.rides)
+    print(f"{len(y):,} valid rides, {short.sum():,} under 100 m (cleaning: {cleaned.counts})")
+    print(format_table({MODEL_NAME: score(y, predictor.predict(cleaned.rides), short)}))
     return 0
+
+
+def trained_on(model_uri: str, sources: Sequence[str]) -> list[str]:
+    """The evaluation sources that model.json (beside the model) lists among its training sources."""
+    try:
+        metadata = json.loads(storage.read_bytes(metadata_uri(model_uri), max_bytes=1 << 20))
+        training = set(metadata["data"]["sources"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [source for source in sources if public_source(source) in training]
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -89,42 +114,80 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def whole_number(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `low`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (1 itself allowed for --sample)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {value:g}")
+    return value
+
+
 def _add_sampling(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, help="keep at most this many rows")
-    parser.add_argument("--sample", type=float, help="keep each row with this probability (0-1], streaming")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for sampling, splits and the model")
+    parser.add_argument("--limit", type=whole_number(1), metavar="ROWS", help="keep at most this many valid-or-not rows")
+    parser.add_argument("--sample", type=fraction, metavar="P",
+                        help="keep each row with probability P (0 < P <= 1), while streaming")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for sampling, splits and the model (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m taxifare", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train, evaluate against baselines, save model.joblib + model.json")
-    train.add_argument("--data", action="append", metavar="PATH_OR_URI", help="CSV in the Kaggle schema; repeatable")
-    train.add_argument("--out", default="models", help="output folder (default: models)")
-    train.add_argument("--upload", metavar="GS_PREFIX", help="also upload to GS_PREFIX/<version>/ and GS_PREFIX/latest/")
-    train.add_argument("--test-fraction", type=float, default=0.2, help="share of valid rides held out (default 0.2)")
+    train = commands.add_parser(
+        "train", help="train, score against baselines, save model.joblib, pipeline.joblib and model.json",
+        description="Train on rides in the Kaggle schema. Without --data: the shared real rides in "
+                    f"{shared_data_dir()} ({', '.join(SHARED_FILES)}; set {DATA_DIR_ENV} to move it), else "
+                    f"{DEFAULT_SYNTHETIC_ROWS:,} synthetic rides.")
+    train.add_argument("--data", action="append", metavar="PATH_OR_URI",
+                       help="a CSV in the Kaggle schema, local or gs://; repeat for several (default: see above)")
+    train.add_argument("--out", default="models", metavar="FOLDER", help="where the three files go (default: models)")
+    train.add_argument("--upload", metavar="GS_PREFIX",
+                       help="also upload to GS_PREFIX/<version>/ and GS_PREFIX/latest/ (checked before training)")
+    train.add_argument("--test-fraction", type=fraction, default=0.2, metavar="P",
+                       help="share of valid rides held out to score the model before the refit (default 0.2)")
+    train.add_argument("--threads", type=whole_number(0), default=1, metavar="N",
+                       help="CPU threads for fitting (default 1: on a busy or small machine more threads spin; "
+                            "0: all cores)")
     _add_sampling(train)
     train.set_defaults(run=cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="score a saved model on valid rides")
-    evaluate.add_argument("--model", required=True, metavar="PATH_OR_URI")
-    evaluate.add_argument("--data", action="append", required=True, metavar="PATH_OR_URI")
+    evaluate = commands.add_parser("evaluate", help="score a saved model on rides it should not have seen")
+    evaluate.add_argument("--model", required=True, metavar="PATH_OR_URI",
+                          help="a model.joblib or pipeline.joblib, local or gs://")
+    evaluate.add_argument("--data", action="append", required=True, metavar="PATH_OR_URI",
+                          help="a CSV in the Kaggle schema, local or gs://; repeat for several")
     _add_sampling(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)
 
-    synthesize = commands.add_parser("synthesize", help="write synthetic rides in the Kaggle schema")
-    synthesize.add_argument("--rows", type=int, required=True)
-    synthesize.add_argument("--out", required=True, help="CSV path")
-    synthesize.add_argument("--seed", type=int, default=0)
+    synthesize = commands.add_parser("synthesize", help="write synthetic rides in the Kaggle schema (NYC TLC fares)")
+    synthesize.add_argument("--rows", type=whole_number(1), required=True, help="how many rides")
+    synthesize.add_argument("--out", required=True, metavar="CSV", help="the file to write")
+    synthesize.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synthesize.set_defaults(run=cmd_synthesize)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a failure is one line on stderr saying what and how to fix it (exit 1; 2 for usage)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ModelVersionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

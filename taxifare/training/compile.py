@@ -1,21 +1,41 @@
 """Compile a fitted scikit-learn fare pipeline into the numpy-only FareModel that is served.
 
-The compiled model gives the pipeline's fares (to 1e-9, tests/test_compiled_model.py) without
-scikit-learn: the feature map is taken as is, each HistGradientBoostingRegressor's trees are
-copied into flat arrays (taxifare.model.trees).
+The compiled model gives the pipeline's fares and ranges (to 1e-9, tests/test_compiled_model.py)
+without scikit-learn: the feature map is taken as is; each HistGradientBoostingRegressor's trees
+are copied into flat arrays (taxifare.model.trees), and a bag becomes one ensemble of all its
+members' trees, each weighted 1/n.
 """
+
+import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
-from taxifare.model.fare_model import FareModel
+from taxifare.model.fare_model import FareModel, FareRange
 from taxifare.model.trees import TreeEnsemble, TreeNodes
+from taxifare.training.ensemble import MIN_FARE, FareRegressor
 
 
 def compile_pipeline(pipeline: Pipeline) -> FareModel:
-    """The FareModel of a fitted RideFeatures -> HistGradientBoostingRegressor pipeline."""
-    return FareModel.single(pipeline.named_steps["features"].map_, compile_regressor(pipeline.named_steps["regressor"]))
+    """The FareModel of a fitted RideFeatures -> FareRegressor (or a single boosted-tree model) pipeline."""
+    features, regressor = pipeline.named_steps["features"].map_, pipeline.named_steps["regressor"]
+    if not isinstance(regressor, FareRegressor):
+        return FareModel.single(features, compile_regressor(regressor))
+    fare_range = FareRange(compile_regressor(regressor.range_low_), compile_regressor(regressor.range_high_),
+                           {coverage: float(margin) for coverage, margin in regressor.range_margins_.items()},
+                           MIN_FARE)
+    shrinkage = regressor.short_shrinkage
+    short = compile_bag(regressor.short_members_, 1 - shrinkage)
+    short = dataclasses.replace(short, baseline=short.baseline + shrinkage * regressor.short_mean_fare_)
+    return FareModel(features, ("rides under the short-trip length", "trips"), (short, compile_bag(regressor.trip_members_)),
+                     regressor.distance_column, np.array([float(regressor.short_trip_km)]), fare_range)
+
+
+def compile_bag(members: Sequence[HistGradientBoostingRegressor], weight: float = 1.0) -> TreeEnsemble:
+    """One ensemble predicting `weight` times the members' mean."""
+    return TreeEnsemble.combine([(compile_regressor(member), weight / len(members)) for member in members])
 
 
 def compile_regressor(regressor: HistGradientBoostingRegressor) -> TreeEnsemble:

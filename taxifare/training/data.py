@@ -41,6 +41,21 @@ def rides_from_frame(frame: pd.DataFrame, source: str) -> LoadedRides:
     return LoadedRides(rides=frame[list(CSV_COLUMNS)], rows_by_source={source: len(frame)})
 
 
+def _chunks(stream: object, source: str, chunk_rows: int) -> object:
+    """The CSV's rows in chunks; a ValueError naming the file and the missing columns if it is not the Kaggle schema."""
+    try:
+        return pd.read_csv(stream, usecols=lambda name: name in CSV_COLUMNS, dtype=DTYPES, chunksize=chunk_rows)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{source}: empty file, expected a CSV with the columns {', '.join(CSV_COLUMNS)}") from None
+
+
+def _check_columns(chunk: pd.DataFrame, source: str) -> None:
+    missing = [name for name in CSV_COLUMNS if name not in chunk.columns]
+    if missing:
+        raise ValueError(f"{source}: missing the column(s) {', '.join(missing)}; a ride CSV needs the Kaggle "
+                         f"schema: {','.join(CSV_COLUMNS)}")
+
+
 def read_rides(
     sources: Sequence[str],
     limit: int | None = None,
@@ -57,8 +72,8 @@ def read_rides(
     for source in sources:
         rows_by_source.setdefault(source, 0)
         with storage.open_binary(source) as stream:
-            reader = pd.read_csv(stream, usecols=list(CSV_COLUMNS), dtype=DTYPES, chunksize=chunk_rows)
-            for chunk in reader:
+            for chunk in _chunks(stream, source, chunk_rows):
+                _check_columns(chunk, source)
                 if sample is not None:
                     chunk = chunk[rng.random(len(chunk)) < sample]
                 if limit is not None:

@@ -83,7 +83,7 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
     hour = local.hour.to_numpy()
     weekday = local.day_of_week.to_numpy() < 5
     after = np.asarray(local >= RATE_CHANGE)
-    road_miles = geometry.manhattan_km(*geometry.trip_offsets_km(lon1, lat1, lon2, lat2)) * rng.uniform(1.0, 1.25, n) / KM_PER_MILE
+    road_miles = geometry.street_grid_km(lon1, lat1, lon2, lat2) * rng.uniform(1.0, 1.25, n) / KM_PER_MILE
     rush = weekday & (((hour >= 7) & (hour < 10)) | ((hour >= 16) & (hour < 20)))
     slow_minutes = road_miles * np.where(rush, 2.5, 1.0) * rng.gamma(2.0, 0.6, n)
     unit = np.where(after, 0.50, 0.40)
@@ -93,7 +93,7 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
     fare += np.where((hour >= 20) | (hour < 6), 0.50, 0.0)
     fare += np.where(weekday & (hour >= 16) & (hour < 20), 1.00, 0.0)
     fare += np.where(local >= MTA_TAX_START, 0.50, 0.0)
-    passengers = rng.choice([p for p, _ in PASSENGERS], size=n, p=[w for _, w in PASSENGERS]).astype(float)
+    passengers = rng.choice([p for p, _ in PASSENGERS], size=n, p=[w for _, w in PASSENGERS])
 
     rides = pd.DataFrame({
         FARE: np.round(fare, 2),
@@ -112,5 +112,5 @@ def _add_defects(rides: pd.DataFrame, rng: np.random.Generator, rate: float) -> 
     defective = np.flatnonzero(rng.random(len(rides)) < rate)
     kinds = rng.integers(0, 3, len(defective))
     rides.loc[defective[kinds == 0], [PICKUP_LONGITUDE, PICKUP_LATITUDE]] = 0.0
-    rides.loc[defective[kinds == 1], PASSENGER_COUNT] = 0.0
+    rides.loc[defective[kinds == 1], PASSENGER_COUNT] = 0
     rides.loc[defective[kinds == 2], FARE] = -rides.loc[defective[kinds == 2], FARE]

@@ -1,0 +1,126 @@
+"""Compare training recipes by 5-fold cross-validation on the shared rides: the evidence behind the recipe.
+
+    python scripts/compare_recipes.py             # every recipe below, a few minutes
+    python scripts/compare_recipes.py --only bag  # recipes whose name contains "bag"
+
+Valid rides are those the cleaning rules keep; rides under 100 m stay in (a rider can send one), so
+each recipe is scored on all valid rides, on real trips (100 m and more) and on the short rides alone.
+Every recipe sees the same folds. The shipped recipe is taxifare/training/pipeline.py's.
+"""
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import KFold
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from taxifare.model.features import RideFeatureMap  # noqa: E402
+from taxifare.training.cleaning import clean_rides  # noqa: E402
+from taxifare.training.cli import default_sources  # noqa: E402
+from taxifare.training.data import read_rides  # noqa: E402
+from taxifare.training.ensemble import FareRegressor  # noqa: E402
+from taxifare.training.pipeline import MEMBER_PARAMS, N_MEMBERS, SHORT_TRIP_KM  # noqa: E402
+
+FOLDS = 5
+OLD_PARAMS = {"learning_rate": 0.15, "max_iter": 80, "max_leaf_nodes": 63, "max_depth": 8, "min_samples_leaf": 40,
+              "l2_regularization": 1.0, "early_stopping": False}
+"""The recipe before this comparison: one model, fit without the rides under 100 m."""
+BASE_FEATURES = ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude", "passenger_count",
+                 "trip_km", "grid_km", "bearing_deg", "pickup_to_jfk_km", "pickup_to_lga_km", "pickup_to_ewr_km",
+                 "pickup_to_midtown_km", "dropoff_to_jfk_km", "dropoff_to_lga_km", "dropoff_to_ewr_km",
+                 "dropoff_to_midtown_km", "year", "month", "weekday", "hour", "years_since_2009", "after_rate_change")
+"""Roughly the features before this comparison (distances, landmarks, local time), without the domain ones."""
+BIG_MEMBER = {"learning_rate": 0.1, "max_iter": 150, "max_leaf_nodes": 31, "min_samples_leaf": 20, "max_features": 0.8,
+              "early_stopping": False}
+"""The bag members of the first experiments: 750 trees a bag, too slow to serve (see the README)."""
+SMALL_MEMBER = {"max_leaf_nodes": 31, "max_depth": 7, "min_samples_leaf": 20, "max_features": 0.8,
+                "early_stopping": False}
+
+
+def hgb(**params) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(**{"random_state": 0, **params})
+
+
+def single(params: dict, columns: list[int] | None = None) -> Callable:
+    """One boosted-tree model fit on real trips only (as before), on all features or some columns."""
+    def fit_predict(X, y, trips, X_test):
+        take = slice(None) if columns is None else columns
+        return hgb(**params).fit(X[trips][:, take], y[trips]).predict(X_test[:, take])
+    return fit_predict
+
+
+def bag(n_members: int, params: dict, short_bag: bool, short_shrinkage: float = 0.5) -> Callable:
+    """A FareRegressor; without a short-ride bag, one bag is fit on every ride and prices them all."""
+    def fit_predict(X, y, trips, X_test):
+        model = FareRegressor(distance_column=DISTANCE, short_trip_km=SHORT_TRIP_KM if short_bag else 0.0,
+                              short_shrinkage=short_shrinkage, n_members=n_members, member=hgb(**params),
+                              range_quantiles=None).fit(X, y)
+        return model.predict(X_test)
+    return fit_predict
+
+
+def distance_line(X, y, trips, X_test):
+    return LinearRegression().fit(X[trips][:, [DISTANCE]], y[trips]).predict(X_test[:, [DISTANCE]])
+
+
+def mean_fare(X, y, trips, X_test):
+    return np.full(len(X_test), y[trips].mean())
+
+
+def rmse(error: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(error**2)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="run the recipes whose name contains this")
+    args = parser.parse_args()
+    rides = clean_rides(read_rides(default_sources()).rides).rides
+    y = rides.pop("fare_amount").to_numpy()
+    feature_map = RideFeatureMap.build()
+    names = list(feature_map.names())
+    X = feature_map.compute(rides)
+    global DISTANCE
+    DISTANCE = names.index("trip_km")
+    trips = X[:, DISTANCE] >= SHORT_TRIP_KM
+    base = [names.index(name) for name in BASE_FEATURES]
+    recipes = {
+        "mean fare": mean_fare,
+        "distance-only linear": distance_line,
+        "one model, old features and parameters, no short rides": single(OLD_PARAMS, base),
+        "one model, new features, old parameters": single(OLD_PARAMS),
+        "one model, new features, lr 0.05, 500 trees, 15 leaves": single(
+            {"learning_rate": 0.05, "max_iter": 500, "max_leaf_nodes": 15, "early_stopping": False}),
+        "bag of 5 x 150 trees (lr 0.1, 31 leaves), one bag for all": bag(5, BIG_MEMBER, short_bag=False),
+        "bag of 5 x 150 trees + short-ride bag": bag(5, BIG_MEMBER, short_bag=True),
+        "bag of 8 x 40 trees (lr 0.25, depth 7) + short-ride bag": bag(8, {**SMALL_MEMBER, "learning_rate": 0.25,
+                                                                         "max_iter": 40}, short_bag=True),
+        "shipped recipe, short-ride bag not pulled to the mean": bag(N_MEMBERS, MEMBER_PARAMS, short_bag=True,
+                                                                    short_shrinkage=0.0),
+        "shipped: 5 x 40 trees (lr 0.25, depth 7) + short-ride bag": bag(N_MEMBERS, MEMBER_PARAMS, short_bag=True),
+    }
+    print(f"{len(y):,} valid rides ({(~trips).sum():,} under {SHORT_TRIP_KM * 1000:.0f} m), {FOLDS}-fold CV, "
+          f"{len(names)} features\n")
+    print(f"{'recipe':<58}{'all':>7}{'trips':>7}{'short':>7}{'seconds':>9}")
+    folds = list(KFold(FOLDS, shuffle=True, random_state=0).split(X))
+    for name, fit_predict in recipes.items():
+        if args.only not in name:
+            continue
+        started = time.perf_counter()
+        predicted = np.empty(len(y))
+        for train, test in folds:
+            predicted[test] = fit_predict(X[train], y[train], trips[train], X[test])
+        error = predicted - y
+        print(f"{name:<58}{rmse(error):>7.3f}{rmse(error[trips]):>7.3f}{rmse(error[~trips]):>7.3f}"
+              f"{time.perf_counter() - started:>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
