@@ -26,15 +26,18 @@ Options:
 
 Configuration comes from the environment or from a .env file in the repository
 root (KEY=VALUE lines; the environment wins; ENV_FILE=path picks another file):
-  GCP_PROJECT_ID  (required)   GCP_REGION    europe-west1
+  GCP_PROJECT_ID  gcloud's project (gcloud config set project ...); --dry-run works without
+  GCP_REGION      europe-west1
   BUCKET          $GCP_PROJECT_ID-taxifare   SERVICE_NAME  taxifare
   MODEL_DIR       models       MODEL_URI/MODEL_SHA256  from $MODEL_DIR/model.json
   MEMORY          512Mi        CPU           1
   CONCURRENCY     8            THREADS       $CONCURRENCY
   MIN_INSTANCES   0            MAX_INSTANCES 3           TIMEOUT  60s
   PRIVATE         0 (1: require an identity token to call the service)
-  SERVICE_ACCOUNT runtime identity (default: the project's compute account; use one that
-                  can only read the model bucket, see SECURITY.md)
+  SERVICE_ACCOUNT runtime identity (default: $SERVICE_NAME-runtime@$GCP_PROJECT_ID.iam.gserviceaccount.com,
+                  created by function/run with read access to the model bucket only;
+                  "default": the project's compute account, often a project Editor)
+  LABELS          app=$SERVICE_NAME (on the bucket, function/service, image repository, dataset)
   REPOSITORY      $SERVICE_NAME (Artifact Registry)      IMAGE_TAG  git commit
   IMAGE           $GCP_REGION-docker.pkg.dev/$GCP_PROJECT_ID/$REPOSITORY/$SERVICE_NAME:$IMAGE_TAG
   BQ_DATASET      taxifare     BQ_LOCATION   $GCP_REGION  BQ_CONNECTION  taxifare
@@ -101,8 +104,21 @@ require_flag() {
   esac
 }
 
+# The project: GCP_PROJECT_ID, else gcloud's own (gcloud config set project ...). A dry run
+# with neither prints commands for the placeholder your-project-id and says so.
+resolve_project() {
+  if [[ -z ${GCP_PROJECT_ID:-} ]] && command -v gcloud >/dev/null; then
+    GCP_PROJECT_ID=$(gcloud config get-value project 2>/dev/null || true)
+  fi
+  if [[ -z ${GCP_PROJECT_ID:-} ]]; then
+    ((DRY_RUN)) || die "no project: set GCP_PROJECT_ID (environment or $ENV_FILE) or run 'gcloud config set project YOUR_PROJECT_ID'"
+    GCP_PROJECT_ID=your-project-id
+    info "No project set (GCP_PROJECT_ID, gcloud config): the commands below use the placeholder your-project-id."
+  fi
+}
+
 set_defaults() {
-  require_var GCP_PROJECT_ID "your Google Cloud project id, see 'gcloud projects list'"
+  resolve_project
   : "${GCP_REGION:=europe-west1}"
   : "${BUCKET:=$GCP_PROJECT_ID-taxifare}"
   : "${SERVICE_NAME:=taxifare}"
@@ -121,6 +137,8 @@ set_defaults() {
   : "${BQ_CONNECTION:=taxifare}"
   : "${RANGE_COVERAGE:=80}"
   : "${DELETE_BUCKET:=0}"
+  : "${SERVICE_ACCOUNT:=$SERVICE_NAME-runtime@$GCP_PROJECT_ID.iam.gserviceaccount.com}"
+  : "${LABELS:=app=$SERVICE_NAME}"
   require_flag PRIVATE
   require_flag DELETE_BUCKET
 }
@@ -220,11 +238,26 @@ read_model_metadata() {
   MODEL_URI=gs://$BUCKET/models/$MODEL_VERSION/model.joblib
 }
 
+# A private bucket: uniform access, public access prevented, labelled.
 ensure_bucket() {
   if missing gcloud storage buckets describe "gs://$BUCKET" --project="$GCP_PROJECT_ID"; then
     run_cmd gcloud storage buckets create "gs://$BUCKET" --project="$GCP_PROJECT_ID" \
-      --location="$GCP_REGION" --uniform-bucket-level-access
+      --location="$GCP_REGION" --uniform-bucket-level-access --public-access-prevention
+    run_cmd gcloud storage buckets update "gs://$BUCKET" --project="$GCP_PROJECT_ID" --update-labels="$LABELS"
   fi
+}
+
+# The function's identity: by default a service account of its own that can only read the model
+# bucket (SERVICE_ACCOUNT=default keeps the project's compute account, often a project Editor).
+ensure_runtime_identity() {
+  [[ $SERVICE_ACCOUNT != default ]] || return 0
+  if [[ $SERVICE_ACCOUNT == "$SERVICE_NAME-runtime@$GCP_PROJECT_ID.iam.gserviceaccount.com" ]] &&
+    missing gcloud iam service-accounts describe "$SERVICE_ACCOUNT" --project="$GCP_PROJECT_ID"; then
+    run_cmd gcloud iam service-accounts create "$SERVICE_NAME-runtime" --project="$GCP_PROJECT_ID" \
+      --display-name="$SERVICE_NAME runtime (reads the model bucket)"
+  fi
+  run_cmd gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$GCP_PROJECT_ID" \
+    --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/storage.objectViewer
 }
 
 step_model() {
@@ -282,23 +315,24 @@ print_next_steps() {
   info "Check it with: ./deploy.sh smoke $1"
 }
 
-# The runtime identity flag, only when SERVICE_ACCOUNT is set.
+# The runtime identity flag, unless SERVICE_ACCOUNT=default.
 identity_flags() {
   IDENTITY=()
-  [[ -z ${SERVICE_ACCOUNT:-} ]] || IDENTITY=(--service-account="$SERVICE_ACCOUNT")
+  [[ $SERVICE_ACCOUNT == default ]] || IDENTITY=(--service-account="$SERVICE_ACCOUNT")
 }
 
 step_function() {
   local env_vars runtime url
   env_vars=$(server_env_vars)
   runtime=$(python_runtime)
+  ensure_runtime_identity
   identity_flags
   run_cmd gcloud functions deploy "$SERVICE_NAME" --gen2 --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --source=. --runtime="$runtime" \
     --entry-point="$ENTRY_POINT" --trigger-http "$(auth_flag)" \
     --memory="$MEMORY" --cpu="$CPU" --concurrency="$CONCURRENCY" \
     --min-instances="$MIN_INSTANCES" --max-instances="$MAX_INSTANCES" \
-    --timeout="$TIMEOUT" --set-env-vars="$env_vars" "${IDENTITY[@]}"
+    --timeout="$TIMEOUT" --set-env-vars="$env_vars" --update-labels="$LABELS" "${IDENTITY[@]}"
   capture url "https://$SERVICE_NAME-PROJECT_NUMBER.$GCP_REGION.run.app" \
     gcloud functions describe "$SERVICE_NAME" --gen2 --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --format='value(serviceConfig.uri)'
@@ -308,12 +342,13 @@ step_function() {
 step_run() {
   local env_vars url
   env_vars=$(server_env_vars)
+  ensure_runtime_identity
   identity_flags
   run_cmd gcloud run deploy "$SERVICE_NAME" --project="$GCP_PROJECT_ID" \
     --region="$GCP_REGION" --source=. --function="$ENTRY_POINT" "$(auth_flag)" \
     --memory="$MEMORY" --cpu="$CPU" --concurrency="$CONCURRENCY" --cpu-boost \
     --min-instances="$MIN_INSTANCES" --max-instances="$MAX_INSTANCES" \
-    --timeout="$TIMEOUT" --set-env-vars="$env_vars" "${IDENTITY[@]}"
+    --timeout="$TIMEOUT" --set-env-vars="$env_vars" --update-labels="$LABELS" "${IDENTITY[@]}"
   service_url url
   print_next_steps "$url"
 }
@@ -335,7 +370,7 @@ step_image() {
     --project="$GCP_PROJECT_ID" --location="$GCP_REGION"; then
     run_cmd gcloud artifacts repositories create "$REPOSITORY" --project="$GCP_PROJECT_ID" \
       --location="$GCP_REGION" --repository-format=docker \
-      --description="taxifare function images"
+      --description="taxifare function images" --labels="$LABELS"
   fi
   run_cmd gcloud builds submit . --project="$GCP_PROJECT_ID" --region="$GCP_REGION" \
     --pack="image=$image,env=GOOGLE_FUNCTION_TARGET=$ENTRY_POINT"
@@ -376,7 +411,7 @@ remote_function_sql() {
 ensure_dataset() {
   if missing bq show --project_id="$GCP_PROJECT_ID" --dataset "$GCP_PROJECT_ID:$BQ_DATASET"; then
     run_cmd bq mk --project_id="$GCP_PROJECT_ID" --location="$BQ_LOCATION" \
-      --dataset "$GCP_PROJECT_ID:$BQ_DATASET"
+      --label="${LABELS/=/:}" --dataset "$GCP_PROJECT_ID:$BQ_DATASET"
   fi
 }
 

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import tomllib
 from pathlib import Path
@@ -33,7 +34,9 @@ PROJECT = "test-project"
 CONFIG_VARS = """GCP_PROJECT_ID GCP_REGION BUCKET SERVICE_NAME MODEL_DIR MODEL_URI
 MODEL_SHA256 MEMORY CPU CONCURRENCY THREADS MIN_INSTANCES MAX_INSTANCES TIMEOUT
 PRIVATE REPOSITORY IMAGE IMAGE_TAG BQ_DATASET BQ_LOCATION BQ_CONNECTION
-SMOKE_TOKEN SMOKE_MAX_TIME DELETE_BUCKET ENV_FILE SERVICE_ACCOUNT""".split()
+SMOKE_TOKEN SMOKE_MAX_TIME DELETE_BUCKET ENV_FILE SERVICE_ACCOUNT LABELS RANGE_COVERAGE""".split()
+EMPTY_GCLOUD_CONFIG = tempfile.mkdtemp(prefix="gcloud-config-")
+"""gcloud's configuration for deploy.sh in these tests: none, so no developer's project leaks in."""
 
 # The upload must be exactly the function's source.
 UPLOADED_ROOT_FILES = {"main.py", "requirements.txt", ".python-version", "project.toml", ".gcloudignore"}
@@ -65,7 +68,9 @@ DRY_RUN_CASES = [
     ("function-private", "function", {"PRIVATE": "1"}),
     ("run", "run", {}),
     ("run-private", "run", {"PRIVATE": "1"}),
-    ("function-own-identity", "function", {"SERVICE_ACCOUNT": "taxifare-runtime@test-project.iam.gserviceaccount.com"}),
+    ("function-given-identity", "function", {"SERVICE_ACCOUNT": "mine@test-project.iam.gserviceaccount.com"}),
+    ("run-default-identity", "run", {"SERVICE_ACCOUNT": "default"}),
+    ("function-no-project", "function", {"GCP_PROJECT_ID": None}),
     ("image", "image", {}),
     ("bigquery", "bigquery", {}),
     ("delete", "delete", {}),
@@ -83,7 +88,8 @@ def deploy_env(**overrides):
     no local model (so dry-run uses placeholders), plus ``overrides``
     (a value of None removes the variable)."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
-    env.update(GCP_PROJECT_ID=PROJECT, ENV_FILE=os.devnull, MODEL_DIR="/nonexistent/models")
+    env.update(GCP_PROJECT_ID=PROJECT, ENV_FILE=os.devnull, MODEL_DIR="/nonexistent/models",
+               CLOUDSDK_CONFIG=EMPTY_GCLOUD_CONFIG, CLOUDSDK_CORE_DISABLE_PROMPTS="1")
     for key, value in overrides.items():
         if value is None:
             env.pop(key, None)
@@ -257,7 +263,9 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path, step, extra):
     for line in lines:
         assert line.split(" ", 1)[0] in ("gcloud", "bq"), f"not a gcloud/bq command: {line!r}"
         shlex.split(line)  # each line is valid shell quoting
-    assert not calls.exists(), f"dry-run ran commands:\n{calls.read_text()}"
+    ran = calls.read_text().splitlines() if calls.exists() else []
+    local_reads = ["gcloud config get-value project"]  # gcloud's own settings file, no cloud call
+    assert [call for call in ran if call not in local_reads] == [], f"dry-run ran commands:\n{ran}"
 
 
 @pytest.mark.parametrize(("line", "failure"), _collect_dry_run_commands())
@@ -320,11 +328,48 @@ def test_dry_run_private_function_and_service():
         assert "--no-allow-unauthenticated" in deploy and "--allow-unauthenticated" not in deploy
 
 
-def test_service_account_is_passed_only_when_set():
-    account = "taxifare-runtime@test-project.iam.gserviceaccount.com"
+def test_the_function_runs_as_its_own_read_only_identity_by_default():
+    own = f"taxifare-runtime@{PROJECT}.iam.gserviceaccount.com"
     for step, prefix in (("function", "gcloud functions deploy"), ("run", "gcloud run deploy")):
-        assert flags(find_line(dry_run(step, SERVICE_ACCOUNT=account), prefix))["--service-account"] == account
-        assert "--service-account" not in flags(find_line(dry_run(step), prefix))
+        lines = dry_run(step)
+        assert flags(find_line(lines, prefix))["--service-account"] == own
+        assert find_line(lines, "gcloud iam service-accounts create taxifare-runtime ")
+        grant = flags(find_line(lines, "gcloud storage buckets add-iam-policy-binding "))
+        assert (grant["--member"], grant["--role"]) == (f"serviceAccount:{own}", "roles/storage.objectViewer")
+    account = "mine@test-project.iam.gserviceaccount.com"
+    lines = dry_run("function", SERVICE_ACCOUNT=account)
+    assert flags(find_line(lines, "gcloud functions deploy"))["--service-account"] == account
+    assert not [line for line in lines if line.startswith("gcloud iam service-accounts create")]
+    lines = dry_run("function", SERVICE_ACCOUNT="default")
+    assert "--service-account" not in flags(find_line(lines, "gcloud functions deploy"))
+    assert not [line for line in lines if "add-iam-policy-binding" in line]
+
+
+def test_created_resources_are_labelled_and_the_bucket_is_private():
+    create = flags(find_line(dry_run("model"), "gcloud storage buckets create "))
+    assert create["--public-access-prevention"] is None and create["--uniform-bucket-level-access"] is None
+    assert flags(find_line(dry_run("model"), "gcloud storage buckets update "))["--update-labels"] == "app=taxifare"
+    assert flags(find_line(dry_run("function"), "gcloud functions deploy"))["--update-labels"] == "app=taxifare"
+    assert flags(find_line(dry_run("run"), "gcloud run deploy"))["--update-labels"] == "app=taxifare"
+    assert flags(find_line(dry_run("image"), "gcloud artifacts repositories create"))["--labels"] == "app=taxifare"
+    assert flags(find_line(dry_run("bigquery"), "bq mk --project_id"))["--label"] == "app:taxifare"
+
+
+def test_the_project_comes_from_gcloud_when_not_set(tmp_path):
+    require_gcloud()
+    env = deploy_env(GCP_PROJECT_ID=None, **offline_cli_vars(tmp_path))
+    subprocess.run([GCLOUD, "config", "set", "project", "from-gcloud-config"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    proc = run_deploy("--dry-run", "function", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert flags(find_line(proc.stdout.splitlines(), "gcloud functions deploy"))["--project"] == "from-gcloud-config"
+
+
+def test_a_dry_run_without_any_project_uses_a_placeholder_and_says_so():
+    proc = run_deploy("--dry-run", "function", env=deploy_env(GCP_PROJECT_ID=None))
+    assert proc.returncode == 0, proc.stderr
+    assert "placeholder your-project-id" in proc.stderr
+    assert flags(find_line(proc.stdout.splitlines(), "gcloud functions deploy"))["--project"] == "your-project-id"
 
 
 def test_dry_run_run_flags_and_threads_follow_concurrency():
@@ -402,10 +447,11 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path):
 # --- clear errors ----------------------------------------------------------
 
 
-def test_missing_project_is_named():
-    proc = run_deploy("--dry-run", "function", env=deploy_env(GCP_PROJECT_ID=None))
+def test_missing_project_is_named_with_the_fix(tmp_path):
+    require_gcloud()
+    proc = run_deploy("function", env=deploy_env(GCP_PROJECT_ID=None, **offline_cli_vars(tmp_path)))
     assert proc.returncode != 0
-    assert "GCP_PROJECT_ID" in proc.stderr
+    assert "GCP_PROJECT_ID" in proc.stderr and "gcloud config set project" in proc.stderr
     assert proc.stdout == ""
 
 
