@@ -25,6 +25,7 @@ $(MODEL): | $(VENV)/.installed
 
 ## run: install, train a model on first run, serve the function on $(PORT) (gunicorn)
 run: $(VENV)/.installed $(MODEL)
+	@echo "taxifare: serving $(MODEL) at http://127.0.0.1:$(PORT)/ (try http://127.0.0.1:$(PORT)/docs); Ctrl-C stops"
 	$(BIN)/functions-framework --target predict --source main.py --port $(PORT)
 
 ## train: retrain models/ on the default data (or DATA=path_or_gs_uri)

@@ -1,9 +1,11 @@
 """Shared fixtures: the real shared rides, a model trained on them once, a GCS emulator."""
 
+import threading
 from pathlib import Path
 
 import pytest
 
+from taxifare.serving.model_store import LOADER_THREAD_NAME
 from taxifare.training.cleaning import clean_rides
 from taxifare.training.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
 from taxifare.training.data import read_rides
@@ -70,6 +72,15 @@ def make_client(monkeypatch, model_uri: str, sha256: str | None = None):
 @pytest.fixture
 def client(monkeypatch, model_path):
     return make_client(monkeypatch, model_path)
+
+
+@pytest.fixture(autouse=True)
+def finish_model_loads():
+    """Let a test's background model loads end inside it, so their log lines stay in its captured output."""
+    yield
+    for thread in threading.enumerate():
+        if thread.name == LOADER_THREAD_NAME:
+            thread.join(timeout=30)
 
 
 @pytest.fixture(scope="session")

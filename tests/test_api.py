@@ -1,7 +1,9 @@
 """The HTTP contract, in-process through functions_framework.create_app(...).test_client()."""
 
 import json
-from urllib.parse import urlencode
+import re
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -296,12 +298,25 @@ def test_openapi_describes_every_endpoint(client):
     assert set(spec["paths"]["/predict"]) == {"get", "post"}
 
 
-def test_docs_page_is_self_contained_html(client):
+ABSOLUTE_URL = re.compile(r"""(?:\b(?:src|href|action|poster)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?|"""
+                          r"""tileLayer\(\s*["'])((?:https?:)?//[^"'\s)>]+)""", re.IGNORECASE)
+OPENSTREETMAP_HOSTS = {"tile.openstreetmap.org", "www.openstreetmap.org"}
+LEAFLET = Path(__file__).parents[1] / "taxifare" / "serving" / "static" / "leaflet"
+
+
+def test_docs_page_loads_only_its_own_files_except_map_tiles(client):
     response = client.get("/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    assert "<form" in html and "openapi.json" in html
-    assert "https://" not in html and "http://" not in html
+    assert "<form" in html and "openapi.json" in html and "__PLACES__" not in html
+    hosts = {urlsplit(url if url.startswith("http") else "http:" + url).hostname for url in ABSOLUTE_URL.findall(html)}
+    assert hosts == OPENSTREETMAP_HOSTS  # the optional street tiles and their attribution, nothing else
+    for asset, mimetype in (("leaflet.js", "text/javascript"), ("leaflet.css", "text/css")):
+        served = client.get(f"/docs/{asset}")
+        assert served.status_code == 200 and served.mimetype == mimetype
+        assert served.data == (LEAFLET / asset).read_bytes()
+        assert "max-age" in served.headers["Cache-Control"]
+        assert f'"docs/{asset}"' in html
 
 
 # --- logging ------------------------------------------------------------------------------

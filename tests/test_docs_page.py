@@ -1,8 +1,10 @@
 """GET /docs in a real headless Chromium (Debian's chromium + chromedriver, via Selenium).
 
-The page must be self-contained (no request leaves the server's origin), render the API reference
-from /openapi.json, and its "Get fare" form must show the same fare as GET /predict, or the
-field-named error for a bad input. Needs `chromium` and `chromium-driver` (`make test` installs them
+With street tiles off the page must be self-contained (no request leaves the server's origin); with
+them on, only OpenStreetMap's tile server is asked (blocked here through DevTools, so nothing leaves
+the machine). It must show every operation and example of /openapi.json, and "Try it" must get the
+API's own answers; its form and its map (click pickup, then dropoff) must show the same fare as
+GET /predict, or the field-named error for a bad input. Needs `chromium` and `chromium-driver` (`make test` installs them
 through scripts/system-packages.sh): when they are missing the tests fail under CI=true, and are
 skipped elsewhere with a summary line at the end of the run saying so.
 
@@ -27,8 +29,7 @@ TYPED_RIDE = {  # Times Square to JFK on a winter weekday morning, typed into th
     "pickup_datetime": "2014-01-15 08:30:00", "pickup_longitude": "-73.985130", "pickup_latitude": "40.758896",
     "dropoff_longitude": "-73.778925", "dropoff_latitude": "40.641766", "passenger_count": "2",
 }
-ABSOLUTE_URL = re.compile(r"""(?:\b(?:src|href|action|poster)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?)"""
-                          r"""((?:https?:)?//[^"'\s)>]+)""", re.IGNORECASE)
+TILE_HOST = "tile.openstreetmap.org"
 
 BROWSER_MISSING = "headless Chromium is missing"
 INTERNAL_SCHEMES = {"data", "about", "blob", "chrome", "chrome-untrusted", "devtools"}
@@ -76,9 +77,10 @@ def wait_for(driver, condition, what: str):
     return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.05).until(condition, message=f"waiting for {what}")
 
 
-def open_docs(driver, base_url: str) -> None:
+def open_docs(driver, base_url: str, tiles: bool = False) -> None:
+    """Load /docs, by default without street tiles: the tests stay offline."""
     driver.get_log("performance")  # drop what earlier tests left
-    driver.get(base_url + "/docs")
+    driver.get(base_url + ("/docs" if tiles else "/docs?tiles=off"))
     wait_for(driver, lambda d: d.execute_script("return document.readyState") == "complete", "the page to load")
 
 
@@ -132,47 +134,65 @@ def save_screenshot(driver) -> None:
         driver.set_window_size(1280, 1000)
 
 
-def test_docs_page_is_self_contained(browser, live_server):
-    with urllib.request.urlopen(live_server + "/docs", timeout=10) as response:
-        assert response.status == 200
-        assert response.headers.get_content_type() == "text/html"
-        html = response.read().decode("utf-8")
-    external = [url for url in ABSOLUTE_URL.findall(html)
-                if urllib.parse.urlsplit(url if ":" in url.split("//")[0] else "http:" + url).hostname
-                not in ("127.0.0.1", "localhost")]
-    assert external == [], f"/docs links to other hosts: {external}"
+def other_hosts(urls: list[str], base_url: str) -> list[str]:
+    origin = urllib.parse.urlsplit(base_url)[:2]
+    return [url for url in urls
+            if urllib.parse.urlsplit(url).scheme not in INTERNAL_SCHEMES and urllib.parse.urlsplit(url)[:2] != origin]
 
+
+def test_without_tiles_the_page_asks_only_its_own_server(browser, live_server):
     open_docs(browser, live_server)
     wait_for(browser, lambda d: "/health" in d.find_element("id", "reference").text, "the API reference")
-    origin = urllib.parse.urlsplit(live_server)
     urls = requested_urls(browser)
-    assert f"{live_server}/docs" in urls and f"{live_server}/openapi.json" in urls, urls
-    network = [url for url in urls if urllib.parse.urlsplit(url).scheme not in INTERNAL_SCHEMES]
-    elsewhere = [url for url in network if urllib.parse.urlsplit(url)[:2] != origin[:2]]
-    assert elsewhere == [], f"/docs made requests outside {live_server}: {elsewhere}"
-    errors = [e["message"] for e in browser.get_log("browser")
-              if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+    for own in ("/docs?tiles=off", "/openapi.json", "/docs/leaflet.js", "/docs/leaflet.css"):
+        assert live_server + own in urls, urls
+    assert other_hosts(urls, live_server) == []
+    assert not any(url.endswith("/favicon.ico") for url in urls)  # the icon is inline
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], f"console errors on /docs: {errors}"
+
+
+def test_street_tiles_come_only_from_openstreetmap_with_attribution(browser, live_server):
+    from selenium.webdriver.common.by import By
+
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"*://{TILE_HOST}/*"]})  # nothing leaves the machine
+    try:
+        open_docs(browser, live_server, tiles=True)
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#map img.leaflet-tile"), "tiles being asked for")
+        assert browser.find_element(By.ID, "tiles").is_selected()
+        attribution = browser.find_element(By.CSS_SELECTOR, ".leaflet-control-attribution").text
+        assert "OpenStreetMap contributors" in attribution
+        elsewhere = other_hosts(requested_urls(browser), live_server)
+        assert elsewhere and {urllib.parse.urlsplit(url).hostname for url in elsewhere} == {TILE_HOST}
+
+        browser.find_element(By.ID, "tiles").click()  # tiles off: the layer and its attribution go
+        assert browser.find_elements(By.CSS_SELECTOR, "#map img.leaflet-tile") == []
+        assert "OpenStreetMap" not in browser.find_element(By.CSS_SELECTOR, ".leaflet-control-attribution").text
+    finally:
+        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        browser.get_log("browser")  # the blocked tiles' console errors belong to this test only
 
 
 def test_api_reference_is_rendered_from_openapi_json(browser, live_server):
     from selenium.webdriver.common.by import By
 
-    with urllib.request.urlopen(live_server + "/openapi.json", timeout=10) as response:
-        spec = json.load(response)
-    open_docs(browser, live_server)
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#reference .endpoint"), "the API reference")
+    spec = load_reference(browser, live_server, expand=False)
     assert browser.find_element(By.ID, "reference").text.startswith(spec["info"]["description"])
+    blocks = browser.find_elements(By.CSS_SELECTOR, "#reference .endpoint")
+    assert not any(block.get_attribute("open") for block in blocks)  # one line per operation until opened
     titles = []
-    for block in browser.find_elements(By.CSS_SELECTOR, "#reference .endpoint"):
-        title = block.find_element(By.CSS_SELECTOR, "div")
+    for block in blocks:
+        title = block.find_element(By.TAG_NAME, "summary")
         method, path = (title.find_element(By.CSS_SELECTOR, tag).text for tag in (".method", "code"))
         titles.append(f"{method} {path} {title.text.removeprefix(method).lstrip().removeprefix(path).strip()}")
     expected = [f"{method.upper()} {path} {operation['summary']}"
                 for path, operations in spec["paths"].items() for method, operation in operations.items()]
     assert titles == expected
-    assert any(t.startswith("GET /predict ") for t in titles) and any(t.startswith("POST /predict ") for t in titles)
-    assert any(t.startswith("GET /health ") for t in titles)
+    assert "pickup_latitude: pickup latitude, NYC service area" not in browser.find_element(By.ID, "reference").text
+
+    browser.find_element(By.ID, "expand").click()
+    assert all(block.get_attribute("open") for block in blocks)
     reference = browser.find_element(By.ID, "reference").text
     assert "pickup_latitude: pickup latitude, NYC service area" in reference
     assert "could not load" not in reference
@@ -221,3 +241,152 @@ def test_the_form_shows_the_fare_range_it_is_asked_for(browser, live_server):
     fare, low, high = answer["fare"], answer["range"]["low"], answer["range"]["high"]
     assert result_text(browser) == f"${fare:.2f} (80% range: ${low:.2f} to ${high:.2f})"
     assert "range=80" in browser.find_element("id", "curl").text
+
+
+def spec_examples(spec: dict):
+    """(operation, data-example key, value) for every example in the document, as /docs names them."""
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                for name, example in content.get("examples", {}).items():
+                    yield f"{method} {path}", f"{method} {path} request {name}", example["value"]
+            for status, response in operation["responses"].items():
+                for content in response.get("content", {}).values():
+                    for name, example in content.get("examples", {}).items():
+                        yield f"{method} {path}", f"{method} {path} {status} {name}", example["value"]
+
+
+def shown(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2)
+
+
+def load_reference(driver, base_url: str, expand: bool = True) -> dict:
+    """Open /docs, wait for its reference (all operations opened with "Expand all"); the spec it shows."""
+    from selenium.webdriver.common.by import By
+
+    with urllib.request.urlopen(base_url + "/openapi.json", timeout=10) as response:
+        spec = json.load(response)
+    open_docs(driver, base_url)
+    wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#reference .endpoint"), "the API reference")
+    if expand:
+        driver.find_element(By.ID, "expand").click()
+    return spec
+
+
+def test_reference_shows_every_operation_parameter_and_example(browser, live_server):
+    from selenium.webdriver.common.by import By
+
+    spec = load_reference(browser, live_server)
+    operations = {f"{method} {path}": operation
+                  for path, methods in spec["paths"].items() for method, operation in methods.items()}
+    shown_operations = [block.get_attribute("data-operation")
+                        for block in browser.find_elements(By.CSS_SELECTOR, "#reference [data-operation]")]
+    assert shown_operations == list(operations)
+    for key, operation in operations.items():
+        block = browser.find_element(By.CSS_SELECTOR, f'[data-operation="{key}"]')
+        for parameter in operation.get("parameters", []):
+            assert f"{parameter['name']}: {parameter['description']}" in block.text
+        for status, response in operation["responses"].items():
+            assert f"{status}: {response['description']}" in block.text
+    examples = list(spec_examples(spec))
+    assert {key.split(" ")[0] for key, _, _ in examples} == {"get", "post"}
+    assert any("instances" in name for _, name, _ in examples) and any("bigquery" in name for _, name, _ in examples)
+    for operation, name, value in examples:
+        block = browser.find_element(By.CSS_SELECTOR, f'[data-operation="{operation}"] [data-example="{name}"] pre')
+        assert block.text.strip() == shown(value).strip(), name
+
+
+def click_try_it(driver, key: str) -> tuple[int, str]:
+    """Click the "Try it" under the example `key`; the status and body the page shows."""
+    from selenium.webdriver.common.by import By
+
+    block = driver.find_element(By.CSS_SELECTOR, f'[data-try="{key}"]')
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", block)
+    block.find_element(By.TAG_NAME, "button").click()
+    answer = block.find_element(By.TAG_NAME, "pre")
+    wait_for(driver, lambda d: answer.text.startswith("HTTP "), f"the answer to {key}")
+    status_line, _, body = answer.text.partition("\n")
+    return int(status_line.removeprefix("HTTP ")), body
+
+
+def post(url: str, body: object, content_type: str) -> dict:
+    data = (body if isinstance(body, str) else json.dumps(body)).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_try_it_gets_the_api_answer_for_every_post_example(browser, live_server):
+    spec = load_reference(browser, live_server)
+    tried = 0
+    for path, operations in spec["paths"].items():
+        operation = operations.get("post", {})
+        url = live_server + path
+        for parameter in operation.get("parameters", []):
+            url = url.replace(f"{{{parameter['name']}}}", parameter["schema"]["example"])
+        for content_type, content in operation.get("requestBody", {}).get("content", {}).items():
+            for name, example in content["examples"].items():
+                status, body = click_try_it(browser, f"post {path} request {name}")
+                assert status == 200, (path, name, body)
+                assert json.loads(body) == post(url, example["value"], content_type), (path, name)
+                tried += 1
+    assert tried >= 10
+
+
+def test_try_it_on_the_read_endpoints(browser, live_server):
+    spec = load_reference(browser, live_server)
+    for path, operations in spec["paths"].items():
+        if "get" in operations:
+            status, body = click_try_it(browser, f"get {path} request")
+            assert status == 200, (path, body)
+    status, body = click_try_it(browser, "get /predict request")
+    assert list(json.loads(body)) == ["fare"]
+
+
+def click_map(driver, dx: int, dy: int) -> None:
+    """Click the map `dx`, `dy` pixels from its centre, as a person would."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    ActionChains(driver).move_to_element_with_offset(driver.find_element(By.ID, "map"), dx, dy).click().perform()
+
+
+@pytest.mark.parametrize("coverage", [None, "80"], ids=["fare", "fare-and-range"])
+def test_clicking_pickup_then_dropoff_prices_the_ride_on_the_route(browser, live_server, coverage):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_docs(browser, live_server)
+    if coverage:
+        Select(browser.find_element(By.ID, "range")).select_by_value(coverage)
+    before = form_values(browser)
+    browser.execute_script("document.getElementById('result').textContent = ''")
+    click_map(browser, -150, 80)
+    after_pickup = form_values(browser)
+    assert after_pickup["pickup_latitude"] != before["pickup_latitude"]
+    assert after_pickup["dropoff_latitude"] == before["dropoff_latitude"]  # nothing priced until the dropoff
+    assert result_text(browser) == ""
+    click_map(browser, 120, -60)
+    wait_for(browser, lambda d: result_text(d) not in ("", "…"), "the fare of the clicked ride")
+
+    values = form_values(browser)
+    clicked = browser.execute_script(
+        "const size = map.getSize();"
+        "return [[-150, 80], [120, -60]].map(([dx, dy]) => map.containerPointToLatLng([size.x / 2 + dx, size.y / 2 + dy]));")
+    for end, point in zip(("pickup", "dropoff"), clicked, strict=True):  # within 2 pixels (0.0014 degrees at zoom 11)
+        assert float(values[f"{end}_latitude"]) == pytest.approx(point["lat"], abs=1.4e-3)
+        assert float(values[f"{end}_longitude"]) == pytest.approx(point["lng"], abs=1.4e-3)
+    query = {**values, **({"range": coverage} if coverage else {})}
+    with urllib.request.urlopen(f"{live_server}/predict?{urllib.parse.urlencode(query)}", timeout=10) as response:
+        answer = json.load(response)
+    expected = f"${answer['fare']:.2f}"
+    if coverage:
+        expected += f" ({coverage}% range: ${answer['range']['low']:.2f} to ${answer['range']['high']:.2f})"
+    assert result_text(browser) == expected
+    assert browser.find_element(By.CSS_SELECTOR, "#map .route-label").text == expected
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map .leaflet-overlay-pane path")) >= 4  # area, ends, route
+    assert other_hosts(requested_urls(browser), live_server) == []
+
+    click_map(browser, 0, 0)  # a third click starts a new ride: the old route and its label go
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#map .route-label") == [], "the old label to fade")
+    assert form_values(browser)["dropoff_latitude"] == values["dropoff_latitude"]

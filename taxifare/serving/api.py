@@ -1,17 +1,18 @@
 """The HTTP API: which path and method go where, and how each outcome is answered.
 
 Read top to bottom: `handle` (log + safety net) -> `route` -> one handler per endpoint.
-Parsing lives in request_parsing.py, field checks in validation.py, the model in model_store.py.
+Parsing lives in request_parsing.py, field checks in validation.py, the model in model_store.py,
+the /docs page and its files in docs_page.py.
 """
 
 import re
 import time
-from importlib.resources import files
 
 import numpy as np
 from flask import Request, Response
 
 from taxifare.model.fare_model import FareModel
+from taxifare.serving.docs_page import docs_html, leaflet_asset
 from taxifare.serving.json_log import log_event, log_request
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
@@ -26,7 +27,6 @@ KSERVE_PATH = re.compile(r"^/v1/models/[\w.-]+:predict$")
 READ_METHODS = {"GET", "HEAD"}
 PREDICT_METHODS = READ_METHODS | {"POST"}
 PREDICT_ALLOW, PAGE_ALLOW = "GET, POST, OPTIONS", "GET, OPTIONS"
-DOCS_HTML = files("taxifare.serving").joinpath("docs.html").read_text(encoding="utf-8")
 
 
 def handle(request: Request, store: ModelStore) -> Response:
@@ -142,5 +142,7 @@ PAGES = {
     "/health": health,
     "/model": model_info,
     "/openapi.json": lambda store: json_response(openapi_spec()),
-    "/docs": lambda store: html_response(DOCS_HTML),
+    "/docs": lambda store: html_response(docs_html()),
+    "/docs/leaflet.js": lambda store: leaflet_asset("leaflet.js", "text/javascript"),
+    "/docs/leaflet.css": lambda store: leaflet_asset("leaflet.css", "text/css"),
 }

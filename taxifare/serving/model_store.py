@@ -40,6 +40,7 @@ UNPICKLE_SECONDS = 5.0
 """What a request waits beyond the download deadline, for unpickling and checking the model."""
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
+LOADER_THREAD_NAME = "model-loader"
 
 
 class ModelUnavailable(Exception):
@@ -159,7 +160,7 @@ class ModelStore:
         _STORES.add(self)
         attempt = _Attempt(deadline=time.monotonic() + self.download_timeout)
         self._attempt = attempt
-        threading.Thread(target=self._run, args=(attempt,), name="model-loader", daemon=True).start()
+        threading.Thread(target=self._run, args=(attempt,), name=LOADER_THREAD_NAME, daemon=True).start()
         return attempt
 
     def _run(self, attempt: _Attempt) -> None:

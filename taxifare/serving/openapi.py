@@ -1,10 +1,22 @@
-"""The OpenAPI 3.1 description of the API, served at /openapi.json and rendered by /docs."""
+"""The OpenAPI 3.1 description of the API, served at /openapi.json and rendered by /docs.
+
+Every operation carries its examples (requests and answers): /docs shows and tries exactly these,
+so the page cannot drift from the document, and tests/test_docs_page.py checks it shows them all.
+"""
 
 from functools import cache
+from urllib.parse import urlencode
 
 from taxifare import __version__
 from taxifare.model.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
-from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_FIELDS, MAX_QUERY_BYTES, MAX_ROWS, RANGE_FIELD
+from taxifare.serving.request_parsing import (
+    FORM_TYPE,
+    MAX_BODY_BYTES,
+    MAX_FIELDS,
+    MAX_QUERY_BYTES,
+    MAX_ROWS,
+    RANGE_FIELD,
+)
 from taxifare.serving.ride_time import EXAMPLE
 from taxifare.serving.validation import ALIASES
 
@@ -12,9 +24,26 @@ EXAMPLE_RIDE = {
     "pickup_datetime": EXAMPLE, "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,
     "dropoff_longitude": -73.984365, "dropoff_latitude": 40.769802, "passenger_count": 1,
 }
+AIRPORT_RIDE = {**EXAMPLE_RIDE, "pickup_longitude": -73.7781, "pickup_latitude": 40.6413, "passenger_count": 2}
+EXAMPLE_FARE, EXAMPLE_RANGE = 12.05, {"coverage": 80, "low": 9.87, "high": 14.62}
+"""Illustrative answers: /docs's "Try it" shows the serving model's real ones."""
 DATETIME_HELP = ("Pickup time. Naive = New York local time; ' UTC' suffix = UTC (Kaggle format); ISO 8601 with 'T', "
                  "an offset or 'Z' accepted. DST: a time in the spring gap keeps the pre-jump offset, an ambiguous "
                  "autumn time is its first (EDT) occurrence. Years 2009-2099.")
+RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range holds 80% of real fares, calibrated on "
+              "held-out rides). The serving model's choices are in /model's range_coverages (50, 80, 90 and 95 by "
+              "default); without it the answer is the fare alone.")
+RANGE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 99, "description": RANGE_HELP, "example": 80}
+KSERVE_MODEL = {"name": "model", "in": "path", "required": True, "description": "any model name (KServe v1 style)",
+                "schema": {"type": "string", "pattern": r"^[\w.-]+$", "example": "taxifare"}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _example(summary: str, value: object) -> dict:
+    return {"summary": summary, "value": value}
 
 
 def _coordinate(axis: str, bounds: tuple[float, float], where: str) -> dict:
@@ -29,32 +58,42 @@ def _ride_properties() -> dict:
         "pickup_latitude": _coordinate("latitude", LATITUDE_RANGE, "pickup"),
         "dropoff_longitude": _coordinate("longitude", LONGITUDE_RANGE, "dropoff"),
         "dropoff_latitude": _coordinate("latitude", LATITUDE_RANGE, "dropoff"),
-        "passenger_count": {"type": ["integer", "string"], "description": f"whole number {PASSENGER_RANGE[0]}-{PASSENGER_RANGE[1]}",
+        "passenger_count": {"type": ["integer", "string"],
+                            "description": f"whole number {PASSENGER_RANGE[0]}-{PASSENGER_RANGE[1]}",
                             "minimum": PASSENGER_RANGE[0], "maximum": PASSENGER_RANGE[1], "example": 1},
     }
 
 
-def _json(schema_ref: str) -> dict:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}
+def _json(schema: dict, examples: dict | None = None) -> dict:
+    return {"application/json": {"schema": schema, **({"examples": examples} if examples else {})}}
+
+
+ERROR_EXAMPLES = {
+    400: {"error": "invalid ride fields", "details": {"pickup_latitude": 'not a number: "abc"'}},
+    404: {"error": "no such endpoint: /v1/models/my model:predict", "details": {"path": "see /docs for the API"}},
+    405: {"error": "method DELETE is not allowed on /predict", "details": {"method": "use GET, POST, OPTIONS"}},
+    413: {"error": "a body of 9,000,000 bytes is over the limit of 3,145,728 bytes",
+          "details": {"body": "at most 3,145,728 bytes"}},
+    414: {"error": "query string too long", "details": {"query_string": "20,000 bytes, at most 16,384"}},
+    503: {"error": "model unavailable, retry shortly", "details": {"model": "model file not found at the configured "
+                                                                            "MODEL_URI"}},
+}
 
 
 def _errors(*statuses: int) -> dict:
     meaning = {400: f"invalid input: the details name each field and reason (also: more than {MAX_FIELDS} fields, "
                     "a key given twice, a control character, a body that could not be read)",
+               404: "no such endpoint: a model name other than letters, digits, '.', '_' and '-'",
                405: "method not allowed",
                413: f"body over {MAX_BODY_BYTES:,} bytes, more than {MAX_ROWS:,} rides, or more JSON objects or "
                     "values than that many rides need",
                414: f"query string over {MAX_QUERY_BYTES:,} bytes",
                503: "model unavailable; retry after the Retry-After seconds"}
     retry = {"Retry-After": {"description": "seconds until the model is retried", "schema": {"type": "integer"}}}
-    return {str(s): {"description": meaning[s], "content": _json("Error"), **({"headers": retry} if s == 503 else {})}
+    return {str(s): {"description": meaning[s],
+                     "content": _json(_ref("Error"), {"error": _example(meaning[s].split(":")[0], ERROR_EXAMPLES[s])}),
+                     **({"headers": retry} if s == 503 else {})}
             for s in statuses}
-
-
-RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range holds 80% of real fares, calibrated on "
-              "held-out rides). The serving model's choices are in /model's range_coverages (50, 80, 90 and 95 by "
-              "default); without it the answer is the fare alone.")
-RANGE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 99, "description": RANGE_HELP, "example": 80}
 
 
 def _query_parameters() -> list[dict]:
@@ -67,48 +106,83 @@ def _query_parameters() -> list[dict]:
                      "schema": {"type": "string"}, "example": "80"}]
 
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _priced() -> dict:
     """One ride's answer: the fare, or the fare with its range."""
     return {"oneOf": [{"type": "number"}, _ref("FareWithRange")]}
+
+
+FARE_ANSWERS = {"fare": _example("the fare, in US dollars", {"fare": EXAMPLE_FARE}),
+                "fare with range": _example("with range=80", {"fare": EXAMPLE_FARE, "range": EXAMPLE_RANGE})}
+POST_EXAMPLES = {
+    "one ride": _example("One ride (what gcloud functions call --data sends)", EXAMPLE_RIDE),
+    "one ride with a range": _example("One ride and its 80% fare range", {**EXAMPLE_RIDE, RANGE_FIELD: 80}),
+    "instances": _example("A batch, Vertex AI / KServe v1 style (up to 10,000 rides, order kept)",
+                          {"instances": [EXAMPLE_RIDE, AIRPORT_RIDE]}),
+    "instances with ranges": _example("A batch with an 80% range for each ride",
+                                      {"instances": [EXAMPLE_RIDE, AIRPORT_RIDE], "parameters": {RANGE_FIELD: 80}}),
+    "bigquery": _example("A BigQuery remote-function call: one array of the six fields per row",
+                         {"requestId": "124ab1c", "caller": "//bigquery.googleapis.com/projects/p/jobs/j",
+                          "sessionUser": "someone@example.com", "userDefinedContext": {},
+                          "calls": [[EXAMPLE_RIDE[name] for name in INPUT_COLUMNS],
+                                    [AIRPORT_RIDE[name] for name in INPUT_COLUMNS]]}),
+}
+POST_ANSWERS = {
+    **FARE_ANSWERS,
+    "predictions": _example("for instances", {"predictions": [EXAMPLE_FARE, 51.5]}),
+    "replies": _example("for BigQuery calls", {"replies": [EXAMPLE_FARE, 51.5]}),
+}
 
 
 @cache
 def openapi_spec() -> dict:
     """The whole document (built once)."""
     fare = {"200": {"description": "the predicted fare in US dollars (and its range, when asked for)",
-                    "content": {"application/json": {"schema": {"oneOf": [_ref("Fare"), _ref("FareWithRange")]}}}}}
-    post_body = {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-        {"$ref": "#/components/schemas/Ride"}, {"$ref": "#/components/schemas/Instances"},
-        {"$ref": "#/components/schemas/BigQueryCalls"}]}, "example": EXAMPLE_RIDE}}}
+                    "content": _json({"oneOf": [_ref("Fare"), _ref("FareWithRange")]}, FARE_ANSWERS)}}
+    post_body = {"required": True, "content": {
+        **_json({"oneOf": [_ref("Ride"), _ref("Instances"), _ref("BigQueryCalls")]}, POST_EXAMPLES),
+        FORM_TYPE: {"schema": _ref("Ride"), "examples": {"form": _example(
+            "One ride as an HTML form posts it", urlencode(EXAMPLE_RIDE))}}}}
     post_responses = {"200": {"description": "a fare, predictions or replies, matching the request's shape",
-                              "content": {"application/json": {"schema": {"oneOf": [
-                                  _ref("Fare"), _ref("FareWithRange"), _ref("Predictions"), _ref("Replies")]}}}},
+                              "content": _json({"oneOf": [_ref("Fare"), _ref("FareWithRange"), _ref("Predictions"),
+                                                          _ref("Replies")]}, POST_ANSWERS)},
                       **_errors(400, 413, 414, 503)}
     predict_get = {"summary": "Predict one fare from a query string", "parameters": _query_parameters(),
                    "responses": {**fare, **_errors(400, 414, 503)}}
-    predict_post = {"summary": "Predict from JSON: one ride, Vertex/KServe instances, or a BigQuery remote-function call",
+    predict_post = {"summary": "Predict from JSON or a form: one ride, Vertex/KServe instances, or BigQuery calls",
                     "requestBody": post_body, "responses": post_responses}
+    greeting = {"greeting": _example("without parameters", {"greeting": "Hello"}), **FARE_ANSWERS}
     return {
         "openapi": "3.1.0",
         "info": {"title": "taxifare", "version": __version__,
                  "description": "What will this New York taxi ride cost? Fares from a model trained on real NYC rides."},
         "paths": {
             "/": {"get": {**predict_get, "summary": 'With no parameters: {"greeting": "Hello"}; with ride fields: a fare',
-                          "responses": {"200": {"description": "greeting or fare", "content": {"application/json": {
-                              "schema": {"oneOf": [_ref("Greeting"), _ref("Fare"), _ref("FareWithRange")]}}}},
+                          "responses": {"200": {"description": "greeting or fare", "content": _json(
+                              {"oneOf": [_ref("Greeting"), _ref("Fare"), _ref("FareWithRange")]}, greeting)},
                               **_errors(400, 414, 503)}},
                   "post": predict_post},
             "/predict": {"get": predict_get, "post": predict_post},
+            "/v1/models/{model}:predict": {"post": {
+                "summary": "KServe v1: the same predictions under a model path", "parameters": [KSERVE_MODEL],
+                "requestBody": {"required": True, "content": _json(_ref("Instances"), {
+                    key: POST_EXAMPLES[key] for key in ("instances", "instances with ranges")})},
+                "responses": {"200": {"description": "one prediction per instance, in order",
+                                      "content": _json(_ref("Predictions"), {"predictions": POST_ANSWERS["predictions"]})},
+                              **_errors(400, 404, 413, 414, 503)}}},
             "/health": {"get": {"summary": "Ready to serve?", "responses": {
-                "200": {"description": "model loaded", "content": _json("Health")},
-                "503": {"description": "model not loadable yet", "content": _json("Health")}}}},
+                "200": {"description": "model loaded", "content": _json(_ref("Health"), {"ok": _example(
+                    "loaded", {"status": "ok", "model_version": "20261127-231506-19c3e72d",
+                               "model_sha256": "19c3e72d..."})})},
+                "503": {"description": "model not loadable yet", "content": _json(_ref("Health"), {"down": _example(
+                    "not loaded", {"status": "unavailable", "reason": "model is still loading"})})}}}},
             "/model": {"get": {"summary": "The serving model's metadata (model.json)", "responses": {
-                "200": {"description": "metadata", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "200": {"description": "metadata: version, data, features, metrics, range_coverages",
+                        "content": _json({"type": "object"})},
                 **_errors(503)}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {
+                "200": {"description": "OpenAPI 3.1", "content": _json({"type": "object"})}}}},
+            "/docs": {"get": {"summary": "This page: the reference, a fare form and a map", "responses": {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         },
         "components": {"schemas": {
             "Ride": {"type": "object", "properties": {**_ride_properties(), RANGE_FIELD: RANGE_SCHEMA},
@@ -117,9 +191,9 @@ def openapi_spec() -> dict:
                 "instances": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": _ref("Ride")},
                 "parameters": {"type": "object", "properties": {RANGE_FIELD: RANGE_SCHEMA}}}},
             "BigQueryCalls": {"type": "object", "required": ["calls"], "properties": {
-                "requestId": {"type": "string"}, "calls": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {
-                    "type": "array", "minItems": 6, "maxItems": 6,
-                    "description": "[" + ", ".join(INPUT_COLUMNS) + "]"}},
+                "requestId": {"type": "string"},
+                "calls": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {
+                    "type": "array", "minItems": 6, "maxItems": 6, "description": "[" + ", ".join(INPUT_COLUMNS) + "]"}},
                 "userDefinedContext": {"type": "object", "properties": {RANGE_FIELD: {
                     **RANGE_SCHEMA, "type": "string", "example": "80",
                     "description": "set by the remote function's user_defined_context (deploy.sh: predict_fare_range)"}}}}},
