@@ -127,20 +127,23 @@ def whole_number(low: int) -> Callable[[str], int]:
     return parse
 
 
-def fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1 (1 itself allowed for --sample)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {value:g}")
-    return value
+def fraction(one_allowed: bool) -> Callable[[str], float]:
+    """An argparse type: a share above 0 and below 1 (or up to 1 when `one_allowed`: sampling everything)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (0 < value <= 1 if one_allowed else 0 < value < 1):
+            raise argparse.ArgumentTypeError(f"must be more than 0 and {'at most' if one_allowed else 'less than'} 1, "
+                                             f"got {value:g}")
+        return value
+    return parse
 
 
 def _add_sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=whole_number(1), metavar="ROWS", help="keep at most this many valid-or-not rows")
-    parser.add_argument("--sample", type=fraction, metavar="P",
+    parser.add_argument("--sample", type=fraction(one_allowed=True), metavar="P",
                         help="keep each row with probability P (0 < P <= 1), while streaming")
     parser.add_argument("--seed", type=int, default=0, help="random seed for sampling, splits and the model (default 0)")
 
@@ -159,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="models", metavar="FOLDER", help="where the three files go (default: models)")
     train.add_argument("--upload", metavar="GS_PREFIX",
                        help="also upload to GS_PREFIX/<version>/ and GS_PREFIX/latest/ (checked before training)")
-    train.add_argument("--test-fraction", type=fraction, default=0.2, metavar="P",
+    train.add_argument("--test-fraction", type=fraction(one_allowed=False), default=0.2, metavar="P",
                        help="share of valid rides held out to score the model before the refit (default 0.2)")
     train.add_argument("--threads", type=whole_number(0), default=1, metavar="N",
                        help="CPU threads for fitting (default 1: on a busy or small machine more threads spin; "
