@@ -108,7 +108,7 @@ class RideFeatureMap:
         lon = np.array([rides[PICKUP_LONGITUDE], rides[DROPOFF_LONGITUDE]], dtype=np.float64)  # (2, n): both ends
         lat = np.array([rides[PICKUP_LATITUDE], rides[DROPOFF_LATITUDE]], dtype=np.float64)
         x, y = geometry.grid_km(lon, lat)
-        x, y = np.concatenate([x, x.mean(axis=0, keepdims=True)]), np.concatenate([y, y.mean(axis=0, keepdims=True)])
+        x, y = np.concatenate([x, (x[:1] + x[1:]) / 2]), np.concatenate([y, (y[:1] + y[1:]) / 2])  # + the midpoint
         frames = geometry.rotate(x, y, FRAME_ANGLES_DEG)  # (3, n, angles): pickup, dropoff, midpoint
         moves = frames[1] - frames[0]
         trip = np.hypot(moves[:, NORTH], moves[:, EAST])

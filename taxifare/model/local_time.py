@@ -54,8 +54,8 @@ def utc_offset_table(zone: str, years: tuple[int, int] = TABLE_YEARS) -> tuple[n
 
 def to_local_seconds(utc_seconds: np.ndarray, instants: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Shift UTC epoch seconds to local wall-clock epoch seconds with an offset table."""
-    position = np.searchsorted(instants, utc_seconds, side="right") - 1
-    return utc_seconds + offsets[np.clip(position, 0, len(offsets) - 1)]
+    position = np.searchsorted(instants, utc_seconds, side="right") - 1  # at most len - 1 by construction
+    return utc_seconds + offsets[np.maximum(position, 0)]
 
 
 def civil_time(local_seconds: np.ndarray) -> CivilTime:
