@@ -15,8 +15,8 @@ Steps:
   bigquery   create BigQuery remote functions predict_fare() and predict_fare_range()
              calling the service
   smoke URL  check a deployment (or a local server) answers like the API should
-  delete     delete the function/service, image, remote function and connection
-             (the bucket too with DELETE_BUCKET=1)
+  delete     delete the function/service, the runtime identity it created, image,
+             remote functions and connection (the bucket too with DELETE_BUCKET=1)
 
 Options:
   --dry-run  print each gcloud/bq command, one a line, instead of running it
@@ -137,7 +137,8 @@ set_defaults() {
   : "${BQ_CONNECTION:=taxifare}"
   : "${RANGE_COVERAGE:=80}"
   : "${DELETE_BUCKET:=0}"
-  : "${SERVICE_ACCOUNT:=$SERVICE_NAME-runtime@$GCP_PROJECT_ID.iam.gserviceaccount.com}"
+  RUNTIME_ACCOUNT=$SERVICE_NAME-runtime@$GCP_PROJECT_ID.iam.gserviceaccount.com # the one this script creates
+  : "${SERVICE_ACCOUNT:=$RUNTIME_ACCOUNT}"
   : "${LABELS:=app=$SERVICE_NAME}"
   require_flag PRIVATE
   require_flag DELETE_BUCKET
@@ -251,7 +252,7 @@ ensure_bucket() {
 # bucket (SERVICE_ACCOUNT=default keeps the project's compute account, often a project Editor).
 ensure_runtime_identity() {
   [[ $SERVICE_ACCOUNT != default ]] || return 0
-  if [[ $SERVICE_ACCOUNT == "$SERVICE_NAME-runtime@$GCP_PROJECT_ID.iam.gserviceaccount.com" ]] &&
+  if [[ $SERVICE_ACCOUNT == "$RUNTIME_ACCOUNT" ]] &&
     missing gcloud iam service-accounts describe "$SERVICE_ACCOUNT" --project="$GCP_PROJECT_ID"; then
     run_cmd gcloud iam service-accounts create "$SERVICE_NAME-runtime" --project="$GCP_PROJECT_ID" \
       --display-name="$SERVICE_NAME runtime (reads the model bucket)"
@@ -409,9 +410,12 @@ remote_function_sql() {
 }
 
 ensure_dataset() {
+  local label labels label_flags=()
+  IFS=, read -r -a labels <<<"$LABELS"
+  for label in "${labels[@]}"; do label_flags+=(--label="${label/=/:}"); done # bq: one --label=key:value each
   if missing bq show --project_id="$GCP_PROJECT_ID" --dataset "$GCP_PROJECT_ID:$BQ_DATASET"; then
     run_cmd bq mk --project_id="$GCP_PROJECT_ID" --location="$BQ_LOCATION" \
-      --label="${LABELS/=/:}" --dataset "$GCP_PROJECT_ID:$BQ_DATASET"
+      "${label_flags[@]}" --dataset "$GCP_PROJECT_ID:$BQ_DATASET"
   fi
 }
 
@@ -538,7 +542,7 @@ step_smoke() {
 confirm_delete() {
   local answer
   ((!DRY_RUN)) && [[ -t 0 ]] || return 0
-  read -r -p "Delete $SERVICE_NAME (function/service, image, BigQuery remote function and connection) in $GCP_PROJECT_ID? [y/N] " answer
+  read -r -p "Delete $SERVICE_NAME (function/service, its runtime identity, image, BigQuery remote functions and connection) in $GCP_PROJECT_ID? [y/N] " answer
   [[ $answer == [yY]* ]] || die "cancelled"
 }
 
@@ -578,6 +582,16 @@ delete_images() {
   done
 }
 
+# The runtime identity function/run created (never one you named): its grant on a kept bucket, then itself.
+delete_runtime_identity() {
+  [[ $SERVICE_ACCOUNT == "$RUNTIME_ACCOUNT" ]] || return 0
+  if present gcloud iam service-accounts describe "$SERVICE_ACCOUNT" --project="$GCP_PROJECT_ID"; then
+    ((DELETE_BUCKET)) || run_cmd gcloud storage buckets remove-iam-policy-binding "gs://$BUCKET" \
+      --project="$GCP_PROJECT_ID" --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/storage.objectViewer
+    run_cmd gcloud iam service-accounts delete "$SERVICE_ACCOUNT" --project="$GCP_PROJECT_ID" --quiet
+  fi
+}
+
 delete_bucket() {
   if ((DELETE_BUCKET)); then
     run_cmd gcloud storage rm --recursive "gs://$BUCKET" --project="$GCP_PROJECT_ID"
@@ -594,6 +608,7 @@ step_delete() {
     info "bq not found: skipping the BigQuery remote function and connection."
   fi
   delete_serving
+  delete_runtime_identity
   delete_images
   delete_bucket
 }

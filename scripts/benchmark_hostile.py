@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.report import print_targets  # noqa: E402
 from tests.raw_http import (  # noqa: E402
     WORST_CASES,
     at_once,
@@ -148,12 +149,7 @@ def main() -> int:
                      f"{max(map(len, lines)):,} chars", "all JSON, 0 ERROR", errors == 0))
         rows += model_uri_rows(Path(folder))
 
-    width = max(len(r[0]) for r in rows) + 2
-    value_width = max(len(r[1]) for r in rows) + 2
-    print(f"{'measure':<{width}}{'measured':<{value_width}}{'target':<18}ok")
-    for name, value, target, ok in rows:
-        print(f"{name:<{width}}{value:<{value_width}}{target:<18}{'' if ok is None else 'yes' if ok else 'NO'}")
-    return 0 if all(ok is not False for *_, ok in rows) else 1
+    return print_targets(rows)
 
 
 if __name__ == "__main__":

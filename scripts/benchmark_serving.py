@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.report import print_targets  # noqa: E402
 from taxifare.training.cli import SHARED_FILES, shared_data_dir  # noqa: E402
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator, free_port  # noqa: E402
 
@@ -331,12 +332,7 @@ def main() -> int:
          f"{statistics.median(batch_times) * 1e3:.0f} ms", "<= 150 ms", statistics.median(batch_times) <= 0.150),
     ]
     print(f"\n(1-minute load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)\n")
-    width = max(len(r[0]) for r in rows) + 2
-    value_width = max(len(r[1]) for r in rows) + 2
-    print(f"{'measure':<{width}}{'measured':<{value_width}}{'target':<12}ok")
-    for name, value, target, ok in rows:
-        print(f"{name:<{width}}{value:<{value_width}}{target:<12}{'' if ok is None else 'yes' if ok else 'NO'}")
-    return 0 if all(ok is not False for *_, ok in rows) else 1
+    return print_targets(rows)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ DRY_RUN_CASES = [
     ("function-no-project", "function", {"GCP_PROJECT_ID": None}),
     ("image", "image", {}),
     ("bigquery", "bigquery", {}),
+    ("bigquery-labels", "bigquery", {"LABELS": "app=taxifare,team=fares"}),
     ("delete", "delete", {}),
     ("delete-bucket", "delete", {"DELETE_BUCKET": "1"}),
 ]
@@ -353,6 +354,19 @@ def test_created_resources_are_labelled_and_the_bucket_is_private():
     assert flags(find_line(dry_run("run"), "gcloud run deploy"))["--update-labels"] == "app=taxifare"
     assert flags(find_line(dry_run("image"), "gcloud artifacts repositories create"))["--labels"] == "app=taxifare"
     assert flags(find_line(dry_run("bigquery"), "bq mk --project_id"))["--label"] == "app:taxifare"
+    several = find_line(dry_run("bigquery", LABELS="app=taxifare,team=fares"), "bq mk --project_id")
+    assert "--label=app:taxifare" in several and "--label=team:fares" in several  # bq takes one pair per flag
+
+
+def test_delete_removes_the_runtime_identity_it_created_and_only_that():
+    own = f"taxifare-runtime@{PROJECT}.iam.gserviceaccount.com"
+    lines = dry_run("delete")
+    revoke = flags(find_line(lines, "gcloud storage buckets remove-iam-policy-binding "))
+    assert (revoke["--member"], revoke["--role"]) == (f"serviceAccount:{own}", "roles/storage.objectViewer")
+    assert find_line(lines, f"gcloud iam service-accounts delete {own} ")
+    assert not [line for line in dry_run("delete", DELETE_BUCKET="1") if "remove-iam-policy-binding" in line]
+    for account in ("mine@test-project.iam.gserviceaccount.com", "default"):
+        assert not [line for line in dry_run("delete", SERVICE_ACCOUNT=account) if "service-accounts" in line]
 
 
 def test_the_project_comes_from_gcloud_when_not_set(tmp_path):

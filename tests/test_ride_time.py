@@ -59,5 +59,5 @@ def test_the_year_range_applies_to_the_year_as_written():
 
 
 def test_errors_quote_the_input_and_an_example():
-    with pytest.raises(RideTimeError, match="not a date and time: 'soon' \\(expected e.g. '2013-07-06 17:18:00'\\)"):
+    with pytest.raises(RideTimeError, match='not a date and time: "soon" \\(expected e.g. "2013-07-06 17:18:00"\\)'):
         parse_pickup_datetime("soon")

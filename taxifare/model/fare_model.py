@@ -23,6 +23,16 @@ FORMAT_VERSION = 2
 """Bumped whenever the fields below change meaning: a server refuses files of another version."""
 
 
+def range_around(low: np.ndarray, high: np.ndarray, fares: np.ndarray, margin: float,
+                 min_fare: float) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile predictions widened by a conformal margin, never below `min_fare`, always around the fare.
+
+    Both adjustments only widen the calibrated interval for real fares (all at least the start
+    fare), so its coverage still holds. The fitted regressor and the compiled model share it.
+    """
+    return np.minimum(np.maximum(low - margin, min_fare), fares), np.maximum(high + margin, fares)
+
+
 @dataclass(frozen=True, eq=False)
 class FareRange:
     """Where a ride's real fare should fall: [low - margin, high + margin] for the margin of a coverage.
@@ -38,10 +48,7 @@ class FareRange:
 
     def bounds(self, X: np.ndarray, fares: np.ndarray, coverage: int) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) for each row of the feature matrix; KeyError for a coverage not calibrated."""
-        margin = self.margins[coverage]
-        low = np.minimum(np.maximum(self.low.predict(X) - margin, self.min_fare), fares)
-        high = np.maximum(self.high.predict(X) + margin, fares)
-        return low, high
+        return range_around(self.low.predict(X), self.high.predict(X), fares, self.margins[coverage], self.min_fare)
 
     def check(self, n_features: int) -> None:
         for ensemble in (self.low, self.high):

@@ -146,12 +146,12 @@ def _download(uri: str, sink: _BoundedBuffer, deadline: float) -> None:
 def _read_regular_file(path: Path, sink: _BoundedBuffer) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait for a writer
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(f"{path} is a directory")
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             raise NotARegularFile(f"{path} is not a regular file")
-        if os.fstat(fd).st_size > sink.max_bytes:
+        if info.st_size > sink.max_bytes:
             raise ObjectTooLarge(f"{path} is over the {sink.max_bytes:,}-byte limit")
         os.set_blocking(fd, True)
         while chunk := os.read(fd, READ_CHUNK_BYTES):

@@ -22,6 +22,7 @@ from flask import Request
 from werkzeug.datastructures import MultiDict
 
 from taxifare.model.schema import INPUT_COLUMNS
+from taxifare.serving.quoting import quoted
 
 MAX_ROWS = 10_000
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -84,7 +85,7 @@ def coverage_of(value: object, shape: Shape = Shape.SINGLE) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 100:
-        raise RequestError(400, "invalid range", {RANGE_FIELD: f"a coverage in percent, such as 80; got {value!r}"},
+        raise RequestError(400, "invalid range", {RANGE_FIELD: f"a coverage in percent, such as 80; got {quoted(value)}"},
                            shape)
     return value
 

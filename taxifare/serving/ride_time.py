@@ -16,6 +16,7 @@ import numpy as np
 
 from taxifare.model import local_time
 from taxifare.model.schema import TIMEZONE
+from taxifare.serving.quoting import quoted
 
 NEW_YORK = ZoneInfo(TIMEZONE)
 PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?")
@@ -35,13 +36,13 @@ def parse_pickup_datetime(text: str) -> int:
     try:
         moment = datetime.fromisoformat(text.removesuffix(UTC_SUFFIX) if utc else text)
     except ValueError:
-        raise RideTimeError(f"not a date and time: {text[:40]!r} (expected e.g. {EXAMPLE!r})") from None
+        raise RideTimeError(f"not a date and time: {quoted(text)} (expected e.g. {quoted(EXAMPLE)})") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc if utc else NEW_YORK)
     elif utc:
-        raise RideTimeError(f"two time zones in {text[:40]!r}")
+        raise RideTimeError(f"two time zones in {quoted(text)}")
     if not FIRST_YEAR <= moment.year < END_YEAR:
-        raise RideTimeError(f"out of range: {text[:40]!r} (rides from {FIRST_YEAR} to {END_YEAR - 1} are priced)")
+        raise RideTimeError(f"out of range: {quoted(text)} (rides from {FIRST_YEAR} to {END_YEAR - 1} are priced)")
     return int(moment.timestamp())
 
 

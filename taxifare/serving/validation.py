@@ -6,7 +6,6 @@ the reason; a batch reports at most MAX_REPORTED_ERRORS of them, each prefixed w
 """
 
 import difflib
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from taxifare.model.schema import (
     PICKUP_LATITUDE,
     PICKUP_LONGITUDE,
 )
+from taxifare.serving.quoting import quoted
 from taxifare.serving.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
 
 ALIASES = {"lon1": PICKUP_LONGITUDE, "lat1": PICKUP_LATITUDE, "lon2": DROPOFF_LONGITUDE,
@@ -48,12 +48,6 @@ class InvalidRides(ValueError):
         self.details = details
 
 
-def _show(value: object) -> str:
-    """A value as the client wrote it, in JSON (true, null, "abc"), cut short."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _refuse_control_characters(text: str) -> None:
     found = CONTROL_CHARACTER.search(text)
     if found:
@@ -65,13 +59,13 @@ def _number(value: object) -> float:
     if isinstance(value, str):
         _refuse_control_characters(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (isinstance(value, str) and "_" in value):
-        raise ValueError(f"not a number: {_show(value)}")  # "_": Python's float() takes "4_0.7", people don't
+        raise ValueError(f"not a number: {quoted(value)}")  # "_": Python's float() takes "4_0.7", people don't
     try:
         number = float(value)
     except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
-        raise ValueError(f"not a number: {_show(value)}") from None
+        raise ValueError(f"not a number: {quoted(value)}") from None
     if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {_show(value)}")
+        raise ValueError(f"not a finite number: {quoted(value)}")
     return number
 
 
@@ -89,14 +83,14 @@ def check_passenger_count(value: object) -> int:
     number = _number(value)
     low, high = PASSENGER_RANGE
     if number != int(number) or not low <= number <= high:
-        raise ValueError(f"not a whole number from {low} to {high}: {_show(value)}")
+        raise ValueError(f"not a whole number from {low} to {high}: {quoted(value)}")
     return int(number)
 
 
 def check_pickup_datetime(value: object) -> int:
     """UTC epoch seconds of a pickup time string."""
     if not isinstance(value, str):
-        raise ValueError(f"not a date and time string: {_show(value)}")
+        raise ValueError(f"not a date and time string: {quoted(value)}")
     _refuse_control_characters(value)
     try:
         return parse_pickup_datetime(value)
@@ -115,7 +109,7 @@ def canonical_fields(record: Record) -> tuple[Record, dict[str, str]]:
     for key, value in record.items():
         name = ALIASES.get(key, key)
         if name in fields:
-            errors.setdefault(name, f"given twice (as {name!r} and an alias)")
+            errors.setdefault(name, f"given twice (as {quoted(name)} and an alias)")
         fields[name] = value
     return fields, errors
 
@@ -128,7 +122,7 @@ def _did_you_mean(missing: str, fields: Record) -> str:
     for given in fields:
         if given not in KNOWN_FIELDS and (missing.startswith(given) or difflib.get_close_matches(given, [missing],
                                                                                                   cutoff=0.75)):
-            return f" (you sent {json.dumps(given)}: did you mean {missing}?)"
+            return f" (you sent {quoted(given)}: did you mean {missing}?)"
     return ""
 
 

@@ -114,31 +114,30 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
-def whole_number(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least `low`."""
-    def parse(text: str) -> int:
+def bounded(convert: Callable[[str], float], kind: str, within: Callable[[float], bool],
+            requirement: str) -> Callable[[str], float]:
+    """An argparse type: `convert(text)`, refused with one clear line unless `within` holds."""
+    def parse(text: str) -> float:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"not a {kind}: {text!r}") from None
+        if not within(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
         return value
     return parse
+
+
+def whole_number(low: int) -> Callable[[str], int]:
+    """A whole number of at least `low`."""
+    return bounded(int, "whole number", lambda value: value >= low, f"at least {low}")
 
 
 def fraction(one_allowed: bool) -> Callable[[str], float]:
-    """An argparse type: a share above 0 and below 1 (or up to 1 when `one_allowed`: sampling everything)."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (0 < value <= 1 if one_allowed else 0 < value < 1):
-            raise argparse.ArgumentTypeError(f"must be more than 0 and {'at most' if one_allowed else 'less than'} 1, "
-                                             f"got {value:g}")
-        return value
-    return parse
+    """A share above 0 and below 1, or up to 1 when `one_allowed` (sampling everything)."""
+    if one_allowed:
+        return bounded(float, "number", lambda value: 0 < value <= 1, "more than 0 and at most 1")
+    return bounded(float, "number", lambda value: 0 < value < 1, "more than 0 and less than 1")
 
 
 def _add_sampling(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,8 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
+from taxifare.model.fare_model import range_around
+
 MIN_FARE = 2.5
 """The meter's start fare: no range goes below it."""
 
@@ -131,19 +133,10 @@ class FareRegressor(RegressorMixin, BaseEstimator):
     def predict_range(self, X: np.ndarray, coverage: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fares, low, high): a range meant to hold `coverage` percent of real fares, around each fare."""
         check_is_fitted(self, "range_margins_")
+        X = np.asarray(X, dtype=np.float64)
         fares = self.predict(X)
-        low, high = self._range_bounds(np.asarray(X, dtype=np.float64), fares, self.range_margins_[coverage])
-        return fares, low, high
-
-    def _range_bounds(self, X: np.ndarray, fares: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
-        """The quantiles widened by the margin, never below the start fare, always around the fare itself.
-
-        Both adjustments only widen the conformal interval for real fares (all at least $2.50), so the
-        calibrated coverage still holds.
-        """
-        low = np.minimum(np.maximum(self.range_low_.predict(X) - margin, MIN_FARE), fares)
-        high = np.maximum(self.range_high_.predict(X) + margin, fares)
-        return low, high
+        return fares, *range_around(self.range_low_.predict(X), self.range_high_.predict(X), fares,
+                                    self.range_margins_[coverage], MIN_FARE)
 
 
 class _Countdown:
