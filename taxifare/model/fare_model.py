@@ -17,6 +17,7 @@ import numpy as np
 
 from taxifare.model.checks import require_array, require_indices
 from taxifare.model.features import RideFeatureMap
+from taxifare.model.sorted_lookup import position_right
 from taxifare.model.trees import TreeEnsemble
 
 FORMAT_VERSION = 2
@@ -113,6 +114,8 @@ class FareModel:
         if len(self.fares) == 1:
             return self.fares[0].predict(X)
         segment = self.segments_of(X)
+        if len(X) == 1:  # one ride, the common request: no bincount, which lets go of the GIL
+            return self.fares[int(segment[0])].predict(X)
         counts = np.bincount(segment, minlength=len(self.fares))
         busiest = int(np.argmax(counts))
         fares = self.fares[busiest].predict(X)  # the whole matrix: no copy of most of it
@@ -126,7 +129,7 @@ class FareModel:
         """Index of the segment that prices each row of the feature matrix."""
         if not len(self.route_edges):
             return np.zeros(len(X), dtype=np.intp)
-        return np.searchsorted(self.route_edges, X[:, self.route_feature], side="right")
+        return position_right(self.route_edges, X[:, self.route_feature])
 
     def check(self) -> None:
         """Raise ValueError unless every part has the structure predict relies on."""

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from taxifare.model.sorted_lookup import position_right
+
 SECONDS_PER_DAY = 86_400
 TABLE_YEARS = (1970, 2100)
 
@@ -54,7 +56,7 @@ def utc_offset_table(zone: str, years: tuple[int, int] = TABLE_YEARS) -> tuple[n
 
 def to_local_seconds(utc_seconds: np.ndarray, instants: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Shift UTC epoch seconds to local wall-clock epoch seconds with an offset table."""
-    position = np.searchsorted(instants, utc_seconds, side="right") - 1  # at most len - 1 by construction
+    position = position_right(instants, utc_seconds) - 1  # at most len - 1 by construction
     return utc_seconds + offsets[np.maximum(position, 0)]
 
 
@@ -78,5 +80,5 @@ def local_to_utc_seconds(local_seconds: np.ndarray, instants: np.ndarray, offset
     autumn overlap is its first occurrence.
     """
     switch_at = instants[1:] + np.maximum(offsets[:-1], offsets[1:])
-    position = np.searchsorted(switch_at, local_seconds, side="right")
+    position = position_right(switch_at, local_seconds)
     return local_seconds - offsets[position]
