@@ -21,3 +21,9 @@ from taxifare.serving import api  # noqa: E402  (imported after the load starts,
 def predict(request: flask.Request) -> flask.Response:
     """Every path and method: greeting, fares (GET, POST, batches, BigQuery), health, docs."""
     return api.handle(request, store)
+
+
+@functions_framework.errorhandler(404)
+def unroutable(error: Exception) -> flask.Response:
+    """Paths Flask's router cannot match (a newline in the path) get our JSON 404, not Flask's HTML page."""
+    return api.handle(flask.request, store)

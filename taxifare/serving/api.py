@@ -23,7 +23,7 @@ from taxifare.serving.validation import InvalidRides, validate_records
 GREETING = {"greeting": "Hello"}
 UNAVAILABLE = "model unavailable, retry shortly"
 PREDICT_PATHS = {"/", "/predict"}
-KSERVE_PATH = re.compile(r"^/v1/models/[\w.-]+:predict$")
+KSERVE_PATH = re.compile(r"/v1/models/[\w.-]+:predict")
 READ_METHODS = {"GET", "HEAD"}
 PREDICT_METHODS = READ_METHODS | {"POST"}
 PREDICT_ALLOW, PAGE_ALLOW = "GET, POST, OPTIONS", "GET, OPTIONS"
@@ -48,7 +48,7 @@ def handle(request: Request, store: ModelStore) -> Response:
 def route(request: Request, store: ModelStore) -> tuple[Response, int]:
     """Dispatch on path and method; returns the response and the number of rides priced."""
     method, path = request.method, request.path
-    if path in PREDICT_PATHS or KSERVE_PATH.match(path):
+    if path in PREDICT_PATHS or KSERVE_PATH.fullmatch(path):
         if method == "OPTIONS":
             return preflight_response(PREDICT_ALLOW), 0
         if method not in PREDICT_METHODS:
