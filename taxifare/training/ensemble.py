@@ -1,12 +1,13 @@
 """FareRegressor: the fare model scikit-learn fits, from ride features to fares and a calibrated range.
 
-- Fares: the average of a bag of gradient-boosted tree models, each fit on its own bootstrap sample of
-  the rides (at most `max_samples` of them: the rule that keeps training time flat on millions of
-  rides) with its own random feature subsets. Rides under `short_trip_km` (round
-  trips, frozen GPS: fares from $3 to $150 for the same point) get a bag of their own, trained on
-  every ride, short ones included; the trip bag never sees them, so they cannot blur real trips.
-  Short rides are mostly noise (the same point costs $3 or $150), so their bag's answer is pulled
-  part of the way (`short_shrinkage`) towards the average short-ride fare.
+- Fares: real trips get the average of a bag of gradient-boosted tree models, each fit on its own
+  bootstrap sample of the trips with its own random feature subsets; a bag of one is a single model
+  fit on the trips themselves (a bootstrap sample would only drop a third of them). Every model
+  sees at most `max_samples` rides: the rule that keeps training time flat on millions of rides.
+  Rides under `short_trip_km` (round trips, frozen GPS: fares from $3 to $150 for the same point)
+  get a bag of their own, trained on every ride, short ones included; the trip models never see
+  them, so they cannot blur real trips. Short rides are mostly noise, so their bag's answer is
+  pulled part of the way (`short_shrinkage`) towards the average short-ride fare.
 - Range: two quantile models (20% and 80% by default) fit on part of the rides, widened by the margin
   that makes them cover the requested share of the held-out rest (conformalized quantile regression:
   the coverage holds on new rides, not only on the training data). Base quantiles near the coverage
@@ -42,9 +43,11 @@ class FareRegressor(RegressorMixin, BaseEstimator):
     distance_column : index of the trip's length (km) among the features; routes short rides.
     short_trip_km : rides shorter than this are priced by the short-ride bag.
     short_shrinkage : how far (0 to 1) the short-ride bag's answers move towards the mean short-ride fare.
-    n_members : models per bag.
-    max_samples : rides in each member's bootstrap sample, at most (all rides when fewer).
-    member : the boosted-tree model each member clones (a HistGradientBoostingRegressor).
+    n_members : models in the trip bag (1: one model fit on every trip, no bootstrap).
+    n_short_members : models in the short-ride bag.
+    max_samples : rides each model is fit on, at most (all rides when fewer).
+    member : the boosted-tree model each trip model clones (a HistGradientBoostingRegressor).
+    short_member : the boosted-tree model each short-ride bag member clones (default: member).
     range_member : the boosted-tree model the two range models clone (with a quantile loss).
     range_quantiles : the lower and upper quantiles the range models learn; None: no range.
     range_coverages : coverages, in percent, the range is calibrated for.
@@ -53,8 +56,9 @@ class FareRegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, distance_column: int = 0, short_trip_km: float = 0.1, short_shrinkage: float = 0.5,
-                 n_members: int = 5,
+                 n_members: int = 5, n_short_members: int = 5,
                  max_samples: int = 1_000_000, member: HistGradientBoostingRegressor | None = None,
+                 short_member: HistGradientBoostingRegressor | None = None,
                  range_member: HistGradientBoostingRegressor | None = None,
                  range_quantiles: tuple[float, float] | None = (0.2, 0.8), range_coverages: Sequence[int] = (50, 80, 90, 95),
                  calibration_fraction: float = 0.25, random_state: int = 0):
@@ -62,8 +66,10 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         self.short_trip_km = short_trip_km
         self.short_shrinkage = short_shrinkage
         self.n_members = n_members
+        self.n_short_members = n_short_members
         self.max_samples = max_samples
         self.member = member
+        self.short_member = short_member
         self.range_member = range_member
         self.range_quantiles = range_quantiles
         self.range_coverages = range_coverages
@@ -78,10 +84,14 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
         rng = np.random.default_rng(self.random_state)
         trips = X[:, self.distance_column] >= self.short_trip_km
-        report = _Countdown(self.n_members * (2 if self.short_trip_km > 0 else 1)
+        short_bag = self.short_trip_km > 0
+        report = _Countdown(self.n_members + (self.n_short_members if short_bag else 0)
                             + (2 if self.range_quantiles is not None else 0), progress)
-        self.trip_members_ = self._fit_bag(X[trips], y[trips], rng, "trip bag", report)
-        self.short_members_ = self._fit_bag(X, y, rng, "short-ride bag", report) if self.short_trip_km > 0 else []
+        member = self.member if self.member is not None else HistGradientBoostingRegressor()
+        self.trip_members_ = self._fit_bag(X[trips], y[trips], member, self.n_members, rng, "trip", report)
+        short_member = self.short_member if self.short_member is not None else member
+        self.short_members_ = (self._fit_bag(X, y, short_member, self.n_short_members, rng, "short-ride", report)
+                               if short_bag else [])
         self.short_mean_fare_ = float(y[~trips].mean()) if (~trips).any() else float(y.mean())
         self.n_features_in_ = X.shape[1]
         if self.range_quantiles is not None:
@@ -103,18 +113,22 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         self.range_margins_ = {int(coverage): conformal_margin(scores, coverage / 100)
                                for coverage in self.range_coverages}
 
-    def _member(self) -> HistGradientBoostingRegressor:
-        return self.member if self.member is not None else HistGradientBoostingRegressor()
+    def _fit_bag(self, X: np.ndarray, y: np.ndarray, template: HistGradientBoostingRegressor, n_members: int,
+                 rng: np.random.Generator, name: str, report: "_Countdown") -> list[HistGradientBoostingRegressor]:
+        """Members fit on bootstrap samples (rows drawn with replacement: unweighted fits are ~4x faster).
 
-    def _fit_bag(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, name: str,
-                 report: "_Countdown") -> list[HistGradientBoostingRegressor]:
-        """Members fit on bootstrap samples (rows drawn with replacement: unweighted fits are ~4x faster)."""
+        A bag of one is fit on the rides themselves, or a random `max_samples` of them.
+        """
         members = []
-        for index in range(self.n_members):
-            sample = rng.integers(len(X), size=min(len(X), self.max_samples))
+        size = min(len(X), self.max_samples)
+        for index in range(n_members):
+            if n_members > 1:
+                sample = rng.integers(len(X), size=size)
+            else:
+                sample = rng.choice(len(X), size=size, replace=False) if size < len(X) else slice(None)
             seed = int(rng.integers(2**31 - 1))
-            member = clone(self._member()).set_params(random_state=seed).fit(X[sample], y[sample])
-            members.append(report.done(f"{name} model {index + 1}/{self.n_members}", member))
+            member = clone(template).set_params(random_state=seed).fit(X[sample], y[sample])
+            members.append(report.done(f"{name} model {index + 1}/{n_members}", member))
         return members
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -33,7 +33,14 @@ from taxifare.training.evaluation import (
     score_range,
     short_rides,
 )
-from taxifare.training.pipeline import MEMBER_PARAMS, N_MEMBERS, SHORT_TRIP_KM, build_pipeline
+from taxifare.training.pipeline import (
+    N_SHORT_MEMBERS,
+    N_TRIP_MODELS,
+    SHORT_PARAMS,
+    SHORT_TRIP_KM,
+    TRIP_PARAMS,
+    build_pipeline,
+)
 
 MODEL_NAME = "taxifare pipeline"
 TEST_FRACTION = 0.2
@@ -125,7 +132,8 @@ def train_and_save(
             "cleaning_rules": {rule.name: rule.reason for rule in RULES},
         },
         "features": list(features.get_feature_names_out()),
-        "recipe": {"bag_members": N_MEMBERS, "short_trip_km": SHORT_TRIP_KM, "member": MEMBER_PARAMS,
+        "recipe": {"trip_models": N_TRIP_MODELS, "trip_model": TRIP_PARAMS, "short_trip_km": SHORT_TRIP_KM,
+                   "short_bag_members": N_SHORT_MEMBERS, "short_bag_member": SHORT_PARAMS,
                    "range_quantiles": list(regressor.range_quantiles), "random_state": seed},
         "metrics": {
             "evaluation": EVALUATION,
