@@ -298,7 +298,7 @@ def test_a_batch_prices_each_ride_as_if_alone(app, rides):
     assert batch.status_code == 200
     predictions = batch.get_json()["predictions"]
     alone = [_single_fare(app, ride) for ride in (rides[0], rides[-1])]
-    # small batches decide every node at once, larger ones walk the trees level by level: equal to 1e-9,
+    # one ride walks its trees alone, a batch walks all (tree, ride) pairs at once: equal to 1e-9,
     # so at most a cent apart once rounded
     assert [predictions[0], predictions[-1]] == pytest.approx(alone, abs=0.0101)
 

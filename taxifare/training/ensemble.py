@@ -36,7 +36,7 @@ def conformal_margin(scores: np.ndarray, coverage: float) -> float:
 
 
 class FareRegressor(RegressorMixin, BaseEstimator):
-    """Fares from the feature matrix of RideFeatures: bagged boosted trees, routed by trip length.
+    """Fares from the feature matrix of RideFeatures: boosted trees for trips, a bag for short rides, and a range.
 
     Parameters
     ----------
