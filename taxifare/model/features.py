@@ -39,6 +39,7 @@ FRAME_ANGLES_DEG = (0.0, 90.0, geometry.MANHATTAN_GRID_ROTATION_DEG, geometry.MA
 """Compass bearings of the frames' axes: north, east, along Manhattan's avenues and streets, then every 15
 degrees. Trees split one feature at a time; points seen along many axes let them draw oblique borders
 (rivers, boroughs), which cross-validation rewarded (scripts/compare_recipes.py)."""
+FRAME_AXES = geometry.axes(FRAME_ANGLES_DEG)
 FRAMED_POINTS = ("pickup", "dropoff", "midpoint")
 NORTH, EAST, AVENUES, STREETS = 0, 1, 2, 3
 MANHATTAN_BOX_KM = ((-7.5, 14.0), (-2.4, 2.2))
@@ -109,7 +110,7 @@ class RideFeatureMap:
         lat = np.array([rides[PICKUP_LATITUDE], rides[DROPOFF_LATITUDE]], dtype=np.float64)
         x, y = geometry.grid_km(lon, lat)
         x, y = np.concatenate([x, (x[:1] + x[1:]) / 2]), np.concatenate([y, (y[:1] + y[1:]) / 2])  # + the midpoint
-        frames = geometry.rotate(x, y, FRAME_ANGLES_DEG)  # (3, n, angles): pickup, dropoff, midpoint
+        frames = geometry.rotate(x, y, FRAME_AXES)  # (3, n, angles): pickup, dropoff, midpoint
         moves = frames[1] - frames[0]
         trip = np.hypot(moves[:, NORTH], moves[:, EAST])
         grid = np.abs(moves[:, AVENUES]) + np.abs(moves[:, STREETS])

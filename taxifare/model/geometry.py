@@ -28,18 +28,26 @@ def grid_km(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (lon - GRID_ORIGIN[0]) * KM_PER_DEGREE_LONGITUDE, (lat - GRID_ORIGIN[1]) * KM_PER_DEGREE_LATITUDE
 
 
-def rotate(x: np.ndarray, y: np.ndarray, angles_deg: tuple[float, ...]) -> np.ndarray:
-    """Coordinates of points (x east, y north) along axes at compass bearings `angles_deg`.
+def axes(angles_deg: tuple[float, ...]) -> np.ndarray:
+    """Unit vectors (east, north components) of axes at compass bearings `angles_deg`, for `rotate`.
 
-    Shape x.shape + (len(angles),). Bearing 0 is north and 90 east; Manhattan's avenues run along
-    bearing 29, its streets along 119.
+    Bearing 0 is north and 90 east; Manhattan's avenues run along bearing 29, its streets along 119.
+    Computed once per set of axes, not per ride.
     """
     radians = np.radians(np.asarray(angles_deg))
-    return x[..., None] * np.sin(radians) + y[..., None] * np.cos(radians)
+    return np.array([np.sin(radians), np.cos(radians)])
+
+
+GRID_AXES = axes((MANHATTAN_GRID_ROTATION_DEG, MANHATTAN_GRID_ROTATION_DEG + 90))
+
+
+def rotate(x: np.ndarray, y: np.ndarray, unit_vectors: np.ndarray) -> np.ndarray:
+    """Coordinates of points (x east, y north) along the axes of `axes(...)`: shape x.shape + (n_axes,)."""
+    return x[..., None] * unit_vectors[0] + y[..., None] * unit_vectors[1]
 
 
 def street_grid_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
     """Distance along Manhattan's street grid (avenues, then streets): what a cab drives, roughly."""
     x, y = grid_km(np.array([lon1, lon2]), np.array([lat1, lat2]))
-    along = rotate(x, y, (MANHATTAN_GRID_ROTATION_DEG, MANHATTAN_GRID_ROTATION_DEG + 90))
+    along = rotate(x, y, GRID_AXES)
     return np.abs(along[1] - along[0]).sum(axis=-1)

@@ -95,7 +95,7 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
 
 
 def price(model: FareModel, columns: dict[str, np.ndarray], coverage: int | None, shape: Shape) -> list:
-    """Each ride's fare in cents, or {"fare", "range": {"coverage", "low", "high"}} when a range is asked for."""
+    """Each ride's fare in dollars to the cent, or {"fare", "range": {"coverage", "low", "high"}} for a range."""
     if coverage is None:
         return np.round(model.predict(columns), 2).tolist()
     if coverage not in model.range_coverages:

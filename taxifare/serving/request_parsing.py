@@ -90,6 +90,11 @@ def coverage_of(value: object, shape: Shape = Shape.SINGLE) -> int | None:
     return value
 
 
+def coverage_in(holder: object, shape: Shape) -> int | None:
+    """The range asked for in a batch's side object (`parameters`, `userDefinedContext`), if it is one."""
+    return coverage_of(holder.get(RANGE_FIELD) if isinstance(holder, dict) else None, shape)
+
+
 def fields_from_form(form: MultiDict) -> RideRequest:
     """One ride from a query string or form (a werkzeug MultiDict); repeated fields are refused."""
     repeated = {name: f"given {len(values)} times" for name, values in form.lists() if len(values) > 1}
@@ -251,8 +256,7 @@ def rides_from_json(document: object) -> RideRequest:
         raise RequestError(400, "repeated fields",
                            {name: f"given {document.repeated[name]} times" for name in envelope})
     if "calls" in document:
-        context = document.get("userDefinedContext")
-        coverage = coverage_of(context.get(RANGE_FIELD) if isinstance(context, dict) else None, Shape.BIGQUERY)
+        coverage = coverage_in(document.get("userDefinedContext"), Shape.BIGQUERY)
         calls = _batch(document["calls"], "calls", Shape.BIGQUERY)
         bad = {f"calls[{i}]": f"expected an array of {len(INPUT_COLUMNS)} values ({', '.join(INPUT_COLUMNS)})"
                for i, call in enumerate(calls) if not isinstance(call, list) or len(call) != len(INPUT_COLUMNS)}
@@ -260,9 +264,7 @@ def rides_from_json(document: object) -> RideRequest:
             raise RequestError(400, "malformed calls", dict(list(bad.items())[:20]), Shape.BIGQUERY)
         return RideRequest(Shape.BIGQUERY, [dict(zip(INPUT_COLUMNS, call, strict=True)) for call in calls], coverage)
     if "instances" in document:
-        parameters = document.get("parameters")
-        coverage = coverage_of(parameters.get(RANGE_FIELD) if isinstance(parameters, dict) else None,
-                               Shape.INSTANCES)
+        coverage = coverage_in(document.get("parameters"), Shape.INSTANCES)
         instances = _batch(document["instances"], "instances", Shape.INSTANCES)
         bad = {f"instances[{i}]": "expected a JSON object of ride fields"
                for i, instance in enumerate(instances) if not isinstance(instance, dict)}
