@@ -7,6 +7,9 @@ Every server is started fresh by this script on a free loopback port, and stoppe
 - the function: `functions-framework --target predict --source main.py` (gunicorn), MODEL_URI=--model
   (a local file, or the same model in a fake-gcs-server for the gs:// rows);
 - the floor: the same server with a handler that does nothing (scripts/reference/empty_function.py);
+- our HTTP path alone: main.py's request handling with a constant-fare model
+  (scripts/reference/constant_fare_function.py), which splits the function's cost above the floor
+  into what the model costs and what parsing, validation, the answer and the log line cost;
 - the reference: a bootcamp-style FastAPI API on uvicorn with the scikit-learn pipeline.joblib
   (scripts/reference/bootcamp_fastapi.py).
 Servers that are compared run in the same session, alternating, so machine noise hits them alike.
@@ -45,6 +48,8 @@ BATCH_ROWS = 10_000
 CONCURRENT_BATCHES = 8
 START_TIMEOUT = 60.0
 FIELDS = tuple(RIDE)
+FUNCTION_SOURCES = {"function": "main.py", "empty": "scripts/reference/empty_function.py",
+                    "constant": "scripts/reference/constant_fare_function.py"}
 
 
 class Server:
@@ -59,11 +64,11 @@ class Server:
             command = [str(BIN / "uvicorn"), "scripts.reference.bootcamp_fastapi:app", "--host", "127.0.0.1",
                        "--port", str(self.port), "--log-level", "warning"]
         else:
-            source = REPO / ("main.py" if kind == "function" else "scripts/reference/empty_function.py")
-            command = [str(BIN / "functions-framework"), "--target", "predict", "--source", str(source),
+            command = [str(BIN / "functions-framework"), "--target", "predict",
+                       "--source", str(REPO / FUNCTION_SOURCES[kind]),
                        "--host", "127.0.0.1", "--port", str(self.port)]
         environment = {**os.environ, "MODEL_URI": str(model), "PIPELINE_PATH": str(model.parent / "pipeline.joblib"),
-                       **(env or {})}
+                       "PYTHONPATH": str(REPO), **(env or {})}  # the references import taxifare from the repo
         self.started = time.perf_counter()
         self.process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=self._log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
@@ -274,7 +279,8 @@ def main() -> int:
     body = batch_body(args.data)
     with tempfile.TemporaryDirectory(prefix="taxifare-bench-") as folder:
         servers = {"function": Server("function", model, log_path=Path(folder) / "server.log"),
-                   "empty": Server("empty", model), "fastapi": Server("fastapi", model)}
+                   "constant": Server("constant", model), "empty": Server("empty", model),
+                   "fastapi": Server("fastapi", model)}
         try:
             for server in servers.values():
                 server.wait_first_prediction()
@@ -283,7 +289,7 @@ def main() -> int:
             fastapi_rss = servers["fastapi"].peak_rss_mb()
             for server in servers.values():
                 run_wrk(server.url + PREDICT_PATH, 1, 4, 1)  # warm-up
-            compared = {name: servers[name] for name in ("function", "empty")}
+            compared = {name: servers[name] for name in ("function", "constant", "empty")}
             single = alternate_wrk(compared, 1, 1, wrk_seconds, rounds)
             print(f"wrk 1 connection: {single}", flush=True)
             many = alternate_wrk(compared, 2, 16, wrk_seconds, rounds)
@@ -302,7 +308,7 @@ def main() -> int:
     finally:
         batch_server.stop()
 
-    ours, floor, reference = (statistics.median(starts_by_kind[k]) for k in ("function", "empty", "fastapi"))
+    ours, reference = (statistics.median(starts_by_kind[k]) for k in ("function", "fastapi"))
     ratio = many["function"]["rps"] / many["empty"]["rps"]
     errors = sum(run["errors"] for runs in (single, many) for run in runs.values())
     rows = [
@@ -324,9 +330,14 @@ def main() -> int:
         ("  p99; empty handler's median; FastAPI's median",
          f"{single['function']['p99']:.2f}; {single['empty']['p50']:.2f}; {fastapi_single['p50']:.2f} ms",
          "reference", None),
+        ("  our HTTP path with a constant-fare model: median", f"{single['constant']['p50']:.2f} ms", "reference",
+         None),
         ("GET 16 connections (wrk -t2 -c16): throughput", f"{many['function']['rps']:.0f} req/s", "reference", None),
         ("  empty handler; function / empty", f"{many['empty']['rps']:.0f} req/s; {ratio:.2f}x", ">= 0.7x",
          ratio >= 0.7),
+        ("  our HTTP path with a constant-fare model; / empty",
+         f"{many['constant']['rps']:.0f} req/s; {many['constant']['rps'] / many['empty']['rps']:.2f}x", "reference",
+         None),
         ("wrk non-2xx responses + socket errors", f"{errors}", "0", errors == 0),
         (f"POST {BATCH_ROWS:,} instances ({len(body) / 1e6:.1f} MB): client wall, median of {batches}",
          f"{statistics.median(batch_times) * 1e3:.0f} ms", "<= 150 ms", statistics.median(batch_times) <= 0.150),
