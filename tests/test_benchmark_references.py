@@ -2,6 +2,7 @@
 
 import functions_framework
 
+from scripts.reference.constant_fare_function import CONSTANT_FARE
 from tests.conftest import REPO
 from tests.test_api import RIDE, assert_rejected, fare_of, query
 
@@ -15,11 +16,11 @@ def constant_client():
 def test_constant_fare_reference_answers_like_the_function(client):
     constant = constant_client()
     for path in (query(), query(pickup_datetime="2014-01-01 03:00:00")):
-        assert fare_of(constant, path) == 12.05
+        assert fare_of(constant, path) == CONSTANT_FARE
     ours, theirs = client.get(query()), constant.get(query())
     assert theirs.headers["Access-Control-Allow-Origin"] == ours.headers["Access-Control-Allow-Origin"]
     batch = constant.post("/", json={"instances": [RIDE, RIDE]})
-    assert batch.get_json() == {"predictions": [12.05, 12.05]}
+    assert batch.get_json() == {"predictions": [CONSTANT_FARE, CONSTANT_FARE]}
 
 
 def test_constant_fare_reference_parses_and_validates_like_the_function():
