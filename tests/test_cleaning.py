@@ -31,6 +31,7 @@ def test_documented_defects_of_the_real_sample_are_counted(cleaned):
     assert cleaned.counts["zero_coordinates"] == 196
     assert cleaned.counts[SWAPPED_COORDINATES] == 7
     assert cleaned.counts["fare_out_of_range"] == 3
+    assert cleaned.counts["placeholder_coordinates"] == 10  # grep -c 41.366138 train_10k.csv
 
 
 def test_no_defect_survives(cleaned):
@@ -55,6 +56,7 @@ def _rows(rides: pd.DataFrame, mask) -> pd.DataFrame:
     [
         ("fare_out_of_range", lambda r: r[FARE] <= 0.01),
         ("zero_coordinates", lambda r: r["pickup_longitude"] == 0),
+        ("placeholder_coordinates", lambda r: r["dropoff_latitude"] == 41.366138),
         ("outside_service_area", lambda r: r["pickup_latitude"] > 400),  # the 401.08 latitude
         ("passenger_count_out_of_range", lambda r: (r[PASSENGER_COUNT] == 0) & (r["pickup_longitude"] != 0)),
     ],

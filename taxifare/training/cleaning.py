@@ -29,6 +29,10 @@ from taxifare.model.schema import (
 FARE_RANGE = (2.5, 500.0)
 """$2.50 was the meter's initial charge (2009-2015); nothing legitimate costs more than $500."""
 
+PLACEHOLDER_POINT = (-73.137393, 41.366138)
+"""(longitude, latitude) that 2009-2010 meters logged when they had no real fix: a spot in Connecticut,
+100 km from Manhattan, given to 15 of the shared rides (fares $2.50 to $50, mostly Manhattan trips)."""
+
 SWAPPED_COORDINATES = "swapped_coordinates_repaired"
 POINTS = ((PICKUP_LONGITUDE, PICKUP_LATITUDE), (DROPOFF_LONGITUDE, DROPOFF_LATITUDE))
 
@@ -46,6 +50,13 @@ def _between(values: pd.Series, bounds: tuple[float, float]) -> pd.Series:
     return values.between(*bounds)
 
 
+def _at_placeholder(rides: pd.DataFrame) -> pd.Series:
+    at = pd.Series(False, index=rides.index)
+    for lon, lat in POINTS:
+        at |= (rides[lon] == PLACEHOLDER_POINT[0]) & (rides[lat] == PLACEHOLDER_POINT[1])
+    return at
+
+
 def _outside_area(rides: pd.DataFrame) -> pd.Series:
     inside = pd.Series(True, index=rides.index)
     for lon, lat in POINTS:
@@ -60,6 +71,8 @@ RULES = (
          lambda r: ~_between(r[FARE], FARE_RANGE)),
     Rule("zero_coordinates", "a coordinate is exactly 0: the meter had no GPS fix",
          lambda r: (r[list(COORDINATE_COLUMNS)] == 0).any(axis=1)),
+    Rule("placeholder_coordinates", f"a point at {PLACEHOLDER_POINT[1]}, {PLACEHOLDER_POINT[0]} (Connecticut): a fix "
+         "meters logged without a real one", _at_placeholder),
     Rule("outside_service_area", f"a point outside latitude {LATITUDE_RANGE} / longitude {LONGITUDE_RANGE}",
          _outside_area),
     Rule("passenger_count_out_of_range", f"passengers not a whole number from {PASSENGER_RANGE[0]} to {PASSENGER_RANGE[1]}",
