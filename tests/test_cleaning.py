@@ -32,6 +32,7 @@ def test_documented_defects_of_the_real_sample_are_counted(cleaned):
     assert cleaned.counts[SWAPPED_COORDINATES] == 7
     assert cleaned.counts["fare_out_of_range"] == 3
     assert cleaned.counts["placeholder_coordinates"] == 10  # grep -c 41.366138 train_10k.csv
+    assert cleaned.counts["fare_below_the_meter"] == 32
 
 
 def test_no_defect_survives(cleaned):
@@ -59,6 +60,7 @@ def _rows(rides: pd.DataFrame, mask) -> pd.DataFrame:
         ("placeholder_coordinates", lambda r: r["dropoff_latitude"] == 41.366138),
         ("outside_service_area", lambda r: r["pickup_latitude"] > 400),  # the 401.08 latitude
         ("passenger_count_out_of_range", lambda r: (r[PASSENGER_COUNT] == 0) & (r["pickup_longitude"] != 0)),
+        ("fare_below_the_meter", lambda r: r["key"] == "2014-02-01 22:03:00.000000114"),  # JFK to Midtown for $5.50
     ],
 )
 def test_each_rule_drops_the_real_rows_that_have_its_defect(train_rides, rule, select):

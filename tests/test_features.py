@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import clone
 
 from taxifare.model import geometry, local_time
-from taxifare.model.features import utc_seconds
+from taxifare.model.features import trip_km, utc_seconds
 from taxifare.model.schema import INPUT_COLUMNS
 from taxifare.training.transformers import RideFeatures
 
@@ -141,3 +141,10 @@ def test_custom_landmarks_name_their_features():
     names = list(transformer.get_feature_names_out())
     assert "pickup_to_home_km" in names and "pickup_to_jfk_km" not in names
     assert dict(zip(names, transformer.transform(rides("2013-07-06 21:18:00"))[0]))["pickup_to_home_km"] == pytest.approx(0.0)
+
+
+
+def test_trip_km_alone_equals_the_feature(valid_rides):
+    transformer = RideFeatures().fit(None)
+    column = list(transformer.get_feature_names_out()).index("trip_km")
+    np.testing.assert_array_equal(trip_km(valid_rides), transformer.transform(valid_rides)[:, column])

@@ -106,13 +106,11 @@ class RideFeatureMap:
 
     def compute(self, rides: object) -> np.ndarray:
         """Features of each ride as a float64 array of shape (n_rides, len(names()))."""
-        lon = np.array([rides[PICKUP_LONGITUDE], rides[DROPOFF_LONGITUDE]], dtype=np.float64)  # (2, n): both ends
-        lat = np.array([rides[PICKUP_LATITUDE], rides[DROPOFF_LATITUDE]], dtype=np.float64)
-        x, y = geometry.grid_km(lon, lat)
+        lon, lat, x, y = _ends(rides)
+        trip = _trip_km(x, y)
         x, y = np.concatenate([x, (x[:1] + x[1:]) / 2]), np.concatenate([y, (y[:1] + y[1:]) / 2])  # + the midpoint
         frames = geometry.rotate(x, y, FRAME_AXES)  # (3, n, angles): pickup, dropoff, midpoint
         moves = frames[1] - frames[0]
-        trip = np.hypot(moves[:, NORTH], moves[:, EAST])
         grid = np.abs(moves[:, AVENUES]) + np.abs(moves[:, STREETS])
         landmark_x, landmark_y = geometry.grid_km(self.landmark_points[:, 0], self.landmark_points[:, 1])
         to_landmarks = np.hypot(x[:2, :, None] - landmark_x, y[:2, :, None] - landmark_y)  # (2, n, landmarks)
@@ -146,3 +144,19 @@ class RideFeatureMap:
             raise ValueError("landmark_names must be a tuple of strings")
         if self.landmark_points.shape != (len(self.landmark_names), 2):
             raise ValueError("landmark_points must hold one (longitude, latitude) per landmark")
+
+
+def trip_km(rides: object) -> np.ndarray:
+    """Each ride's straight-line length in km (its `trip_km` feature), without computing the others."""
+    return _trip_km(*_ends(rides)[2:])
+
+
+def _ends(rides: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Longitude, latitude and flat-map km (x east, y north) of both ends: arrays of shape (2, n_rides)."""
+    lon = np.array([rides[PICKUP_LONGITUDE], rides[DROPOFF_LONGITUDE]], dtype=np.float64)
+    lat = np.array([rides[PICKUP_LATITUDE], rides[DROPOFF_LATITUDE]], dtype=np.float64)
+    return lon, lat, *geometry.grid_km(lon, lat)
+
+
+def _trip_km(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.hypot(x[1] - x[0], y[1] - y[0])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from taxifare.model.features import trip_km
 from taxifare.model.schema import (
     COORDINATE_COLUMNS,
     DROPOFF_LATITUDE,
@@ -28,6 +29,11 @@ from taxifare.model.schema import (
 
 FARE_RANGE = (2.5, 500.0)
 """$2.50 was the meter's initial charge (2009-2015); nothing legitimate costs more than $500."""
+METER_MIN_DOLLARS_PER_KM = 1.243
+"""The lowest rate the meter charged in the data: $0.40 per 1/5 mile (until 2012-09-04), per km. A cab drives
+at least the straight line, so no metered ride costs less than the start fare plus this for each km of it."""
+METER_SLACK_KM = 1.0
+"""Kilometres of the straight line left uncharged by that bound: a GPS fix can be a block off."""
 
 PLACEHOLDER_POINT = (-73.137393, 41.366138)
 """(longitude, latitude) that 2009-2010 meters logged when they had no real fix: a spot in Connecticut,
@@ -57,6 +63,11 @@ def _at_placeholder(rides: pd.DataFrame) -> pd.Series:
     return at
 
 
+def _below_the_meter(rides: pd.DataFrame) -> pd.Series:
+    length = trip_km(rides)
+    return rides[FARE] < FARE_RANGE[0] + METER_MIN_DOLLARS_PER_KM * np.maximum(length - METER_SLACK_KM, 0.0)
+
+
 def _outside_area(rides: pd.DataFrame) -> pd.Series:
     inside = pd.Series(True, index=rides.index)
     for lon, lat in POINTS:
@@ -77,6 +88,9 @@ RULES = (
          _outside_area),
     Rule("passenger_count_out_of_range", f"passengers not a whole number from {PASSENGER_RANGE[0]} to {PASSENGER_RANGE[1]}",
          lambda r: ~_between(r[PASSENGER_COUNT], PASSENGER_RANGE) | (r[PASSENGER_COUNT] % 1 != 0)),
+    Rule("fare_below_the_meter", f"fare under ${FARE_RANGE[0]:.2f} + ${METER_MIN_DOLLARS_PER_KM}/km of the straight "
+         f"line beyond its first {METER_SLACK_KM:g} km, which no meter ever charged: a wrong fare or a wrong GPS fix",
+         _below_the_meter),
 )
 
 

@@ -13,7 +13,7 @@ from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
-from taxifare.model.features import RideFeatureMap
+from taxifare.model.features import trip_km
 from taxifare.training.pipeline import DISTANCE_FEATURE, SHORT_TRIP_KM
 from taxifare.training.transformers import RideFeatures
 
@@ -39,10 +39,9 @@ class RangeScores:
     mean_width: float
 
 
-def short_rides(rides: object, feature_map: RideFeatureMap | None = None) -> np.ndarray:
+def short_rides(rides: object) -> np.ndarray:
     """Which rides are under SHORT_TRIP_KM, by the model's own trip length."""
-    feature_map = feature_map or RideFeatureMap.build()
-    return feature_map.compute(rides)[:, feature_map.names().index(DISTANCE_FEATURE)] < SHORT_TRIP_KM
+    return trip_km(rides) < SHORT_TRIP_KM
 
 
 def _rmse(error: np.ndarray) -> float:
