@@ -65,11 +65,9 @@ def cross_validate(rides, y) -> tuple[dict, dict]:
         for name, baseline in build_baselines().items():
             predicted[name][test] = baseline.fit(rides.iloc[train], y[train]).predict(rides.iloc[test])
         pipeline = build_pipeline().fit(rides.iloc[train], y[train])
-        features = pipeline.named_steps["features"].transform(rides.iloc[test])
-        regressor = pipeline.named_steps["regressor"]
-        predicted[MODEL_NAME][test] = regressor.predict(features)
-        for coverage in regressor.range_margins_:
-            _, low, high = regressor.predict_range(features, coverage)
+        predicted[MODEL_NAME][test] = pipeline.predict(rides.iloc[test])
+        for coverage in pipeline.named_steps["regressor"].range_margins_:
+            _, low, high = pipeline.predict_range(rides.iloc[test], coverage)
             bounds.setdefault(coverage, [np.empty(len(y)), np.empty(len(y))])
             bounds[coverage][0][test], bounds[coverage][1][test] = low, high
     scores = {name: score(y, values, short) for name, values in predicted.items()}

@@ -2,10 +2,13 @@
 
     python scripts/compare_recipes.py             # every recipe below, a few minutes
     python scripts/compare_recipes.py --only bag  # recipes whose name contains "bag"
+    python scripts/compare_recipes.py --files     # also: fit on one shared file, score on the other
 
 Valid rides are those the cleaning rules keep; rides under 100 m stay in (a rider can send one), so
 each recipe is scored on all valid rides, on real trips (100 m and more) and on the short rides alone.
-Every recipe sees the same folds. The shipped recipe is taxifare/training/pipeline.py's.
+Every recipe sees the same folds. The shipped recipe is taxifare/training/pipeline.py's; the last
+recipes are whole pipelines (fit on the rides themselves), for what needs more than the features:
+the long-trip floor prices the longest rides from the same rides cut shorter.
 """
 
 import argparse
@@ -21,7 +24,7 @@ from sklearn.model_selection import KFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from taxifare.model.features import RideFeatureMap  # noqa: E402
+from taxifare.model.features import RideFeatureMap, trip_km  # noqa: E402
 from taxifare.training.cleaning import clean_rides  # noqa: E402
 from taxifare.training.cli import default_sources  # noqa: E402
 from taxifare.training.data import read_rides  # noqa: E402
@@ -32,6 +35,7 @@ from taxifare.training.pipeline import (  # noqa: E402
     SHORT_PARAMS,
     SHORT_TRIP_KM,
     TRIP_PARAMS,
+    build_pipeline,
 )
 
 FOLDS = 5
@@ -84,6 +88,23 @@ def distance_line(X, y, trips, X_test):
     return LinearRegression().fit(X[trips][:, [DISTANCE]], y[trips]).predict(X_test[:, [DISTANCE]])
 
 
+def pipeline(**changes) -> Callable:
+    """The shipped pipeline with some parameters changed, fit on rides (not features) and without its range."""
+    def fit_predict(rides, y, test_rides):
+        fitted = build_pipeline().set_params(regressor__range_quantiles=None, **changes).fit(rides, y)
+        return fitted.predict(test_rides)
+    return fit_predict
+
+
+PIPELINES = {
+    "previous release: no long-trip floor, no monotonic distances": pipeline(
+        regressor__reach_quantile=None, regressor__member=HistGradientBoostingRegressor(**TRIP_PARAMS)),
+    "long-trip floor only": pipeline(regressor__member=HistGradientBoostingRegressor(**TRIP_PARAMS)),
+    "monotonic distances only": pipeline(regressor__reach_quantile=None),
+    "shipped: long-trip floor + monotonic trip and grid distances": pipeline(),
+}
+
+
 def mean_fare(X, y, trips, X_test):
     return np.full(len(X_test), y[trips].mean())
 
@@ -96,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run the recipes whose name contains this")
     parser.add_argument("--folds-seed", type=int, default=0, help="shuffle of the folds (the README's table: 0)")
+    parser.add_argument("--files", action="store_true", help="also fit on one shared file and score on the other")
     args = parser.parse_args()
     rides = clean_rides(read_rides(default_sources()).rides).rides
     y = rides.pop("fare_amount").to_numpy()
@@ -130,16 +152,39 @@ def main() -> None:
           f"{len(names)} features\n")
     print(f"{'recipe':<74}{'all':>7}{'trips':>7}{'short':>7}{'seconds':>9}")
     folds = list(KFold(FOLDS, shuffle=True, random_state=args.folds_seed).split(X))
-    for name, fit_predict in recipes.items():
+    runs = [*((name, lambda train, test, fit=fit: fit(X[train], y[train], trips[train], X[test]))
+              for name, fit in recipes.items()),
+            *((name, lambda train, test, fit=fit: fit(rides.iloc[train], y[train], rides.iloc[test]))
+              for name, fit in PIPELINES.items())]
+    for name, fit_predict in runs:
         if args.only not in name:
             continue
         started = time.perf_counter()
         predicted = np.empty(len(y))
         for train, test in folds:
-            predicted[test] = fit_predict(X[train], y[train], trips[train], X[test])
+            predicted[test] = fit_predict(train, test)
         error = predicted - y
         print(f"{name:<74}{rmse(error):>7.3f}{rmse(error[trips]):>7.3f}{rmse(error[~trips]):>7.3f}"
               f"{time.perf_counter() - started:>9.1f}", flush=True)
+    if args.files:
+        swap_files(args.only)
+
+
+def swap_files(only: str) -> None:
+    """Each pipeline fit on one shared file and scored on the other: rides it has never seen, as riders send."""
+    files = [clean_rides(read_rides([source]).rides).rides for source in default_sources()]
+    print(f"\n{'fit on one file, scored on the other (real trips / all)':<74}{'A->B':>14}{'B->A':>14}")
+    for name, fit_predict in PIPELINES.items():
+        if only not in name:
+            continue
+        cells = []
+        for fit, scored in ((files[0], files[1]), (files[1], files[0])):
+            fit, scored = fit.copy(), scored.copy()
+            y_fit, y_scored = fit.pop("fare_amount").to_numpy(), scored.pop("fare_amount").to_numpy()
+            error = fit_predict(fit, y_fit, scored) - y_scored
+            trips = trip_km(scored) >= SHORT_TRIP_KM
+            cells.append(f"{rmse(error[trips]):.3f} / {rmse(error):.3f}")
+        print(f"{name:<74}{cells[0]:>14}{cells[1]:>14}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from taxifare.serving.model_store import LOADER_THREAD_NAME
 from taxifare.training.cleaning import clean_rides
@@ -11,6 +12,10 @@ from taxifare.training.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
 from taxifare.training.data import read_rides
 from taxifare.training.train import train_and_save
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
+
+threadpool_limits(limits=1, user_api="openmp")
+"""Fits in tests use one OpenMP thread, as the CLI does by default (--threads 1): on a shared or busy
+machine more threads spin against each other, and a 20-second fit took over ten minutes."""
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CSV, EXTRA_CSV = (shared_data_dir() / name for name in SHARED_FILES)

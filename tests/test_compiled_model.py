@@ -37,10 +37,9 @@ def test_compiled_fares_equal_the_pipeline_on_every_shared_ride(model, pipeline,
 
 def test_compiled_ranges_equal_the_pipeline_on_every_shared_ride(model, pipeline, raw_rides):
     rides = raw_rides.dropna().drop(columns="fare_amount")
-    features = pipeline.named_steps["features"].transform(rides)
     assert model.range_coverages == (50, 80, 90, 95)
     for coverage in model.range_coverages:
-        expected = pipeline.named_steps["regressor"].predict_range(features, coverage)
+        expected = pipeline.predict_range(rides, coverage)
         for compiled, fitted in zip(model.predict_range(rides, coverage), expected, strict=True):
             np.testing.assert_allclose(compiled, fitted, rtol=0, atol=1e-9)
 

@@ -22,7 +22,7 @@ TRAINING_ONLY = {"sklearn", "scipy", "pandas", "joblib"}
 ALLOWED = {
     "model": {"numpy", "google", "taxifare.model"},
     "serving": {"numpy", "google", "flask", "werkzeug", "functions_framework", "taxifare.model", "taxifare.serving"},
-    "training": {"numpy", "google", "sklearn", "pandas", "joblib", "threadpoolctl", "taxifare.model",
+    "training": {"numpy", "google", "sklearn", "scipy", "pandas", "joblib", "threadpoolctl", "taxifare.model",
                  "taxifare.training"},
 }
 """Besides the standard library, what each subpackage may import."""

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from taxifare.model.schema import INPUT_COLUMNS
+from taxifare.training.area_from_rides import BOOTCAMP_BOX
 from taxifare.serving.validation import ALIASES
 from tests.conftest import make_client
 
@@ -82,7 +83,8 @@ def valid_rides(draw) -> dict:
     else:
         minutes = draw(st.integers(min_value=-12 * 60, max_value=14 * 60))
         when = wall.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat()
-    latitude, longitude = st.floats(40.0, 42.0), st.floats(-74.3, -72.9)
+    (west, east), (south, north) = BOOTCAMP_BOX  # inside every model's service area, by its definition
+    latitude, longitude = st.floats(south, north), st.floats(west, east)
     return {"pickup_datetime": when, "pickup_longitude": draw(longitude), "pickup_latitude": draw(latitude),
             "dropoff_longitude": draw(longitude), "dropoff_latitude": draw(latitude),
             "passenger_count": draw(st.integers(1, 8))}
@@ -252,8 +254,8 @@ def _single_fare(app, ride) -> float:
 @example(ride={"pickup_datetime": "2013-07-06 17:18:00", "pickup_longitude": -73.950655,
                "pickup_latitude": 40.783282, "dropoff_longitude": -73.984365, "dropoff_latitude": 40.769802,
                "passenger_count": 1})
-@example(ride={"pickup_datetime": "2013-03-10 02:30:00", "pickup_longitude": -74.3, "pickup_latitude": 42.0,
-               "dropoff_longitude": -72.9, "dropoff_latitude": 40.0, "passenger_count": 8})
+@example(ride={"pickup_datetime": "2013-03-10 02:30:00", "pickup_longitude": -74.3, "pickup_latitude": 40.9,
+               "dropoff_longitude": -73.7, "dropoff_latitude": 40.5, "passenger_count": 8})  # the bootcamp's corners
 def test_a_valid_ride_gets_the_same_positive_fare_in_every_shape(app, ride):
     fare = _single_fare(app, ride)
     assert math.isfinite(fare) and fare > 0

@@ -8,17 +8,25 @@ function - this = what the model costs per request; this - the empty handler = w
 import functions_framework
 import numpy as np
 
-from taxifare.model.schema import PICKUP_LONGITUDE
+from taxifare.model.schema import LATITUDE_RANGE, LONGITUDE_RANGE, PICKUP_LONGITUDE
+from taxifare.model.service_area import ServiceArea
 from taxifare.serving import api
 from taxifare.serving.model_store import LoadedModel
 
 CONSTANT_FARE = 12.05
+WIDTH, HEIGHT = LONGITUDE_RANGE[1] - LONGITUDE_RANGE[0], LATITUDE_RANGE[1] - LATITUDE_RANGE[0]
 
 
 class ConstantFare:
-    """Stands in for FareModel where api.price uses it: the same fare for every ride, no range."""
+    """Stands in for FareModel where api uses it: the same fare for every ride, no range, the whole box served.
+
+    Its service area is one cell, the service box, inside a ring of cells outside: the area check costs
+    what it costs with a trained model's grid.
+    """
 
     range_coverages: tuple[int, ...] = ()
+    service_area = ServiceArea(LONGITUDE_RANGE[0] - WIDTH, LATITUDE_RANGE[0] - HEIGHT, WIDTH, HEIGHT,
+                               np.array([[False] * 3, [False, True, False], [False] * 3]))
 
     def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         return np.full(len(columns[PICKUP_LONGITUDE]), CONSTANT_FARE)

@@ -6,9 +6,10 @@ loading it runs no foreign code (taxifare.model.loading).
 
 A model prices each ride with the ensemble of the segment the ride falls in: rides are routed on
 one feature against sorted edges (trips under 100 m to their own model). With no edges, one
-ensemble prices every ride. A model may also carry a fare range: two quantile ensembles widened by
-margins calibrated for a few coverages (conformal prediction), never below the start fare, and
-always around the fare itself.
+ensemble prices every ride. A ride longer than the training rides is never cheaper than the same
+line's fare at the reach plus a rate per km (LongTrips). A model may also carry a fare range: two
+quantile ensembles widened by margins calibrated for a few coverages (conformal prediction), never
+below the start fare, and always around the fare itself.
 """
 
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ import numpy as np
 
 from taxifare.model.checks import require_array, require_indices
 from taxifare.model.features import RideFeatureMap
+from taxifare.model.long_trips import LongTrips
+from taxifare.model.service_area import ServiceArea
 from taxifare.model.sorted_lookup import position_right
 from taxifare.model.trees import TreeEnsemble
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever the fields below change meaning: a server refuses files of another version."""
 
 
@@ -71,6 +74,9 @@ class FareModel:
     segment_names, fares: one tree ensemble per segment, in order.
     route_feature, route_edges: a ride whose feature `route_feature` is x goes to segment
         searchsorted(route_edges, x, side="right"); len(route_edges) == len(fares) - 1.
+    fare_range: the calibrated range, if the model offers one.
+    long_trips: the floor under rides longer than the training rides, if any.
+    service_area: where the training rides went: the function prices no ride from or to outside it.
     """
 
     features: RideFeatureMap
@@ -79,12 +85,15 @@ class FareModel:
     route_feature: int
     route_edges: np.ndarray
     fare_range: FareRange | None = None
+    long_trips: LongTrips | None = None
+    service_area: ServiceArea | None = None
     format_version: int = FORMAT_VERSION
 
     @classmethod
-    def single(cls, features: RideFeatureMap, fare: TreeEnsemble) -> "FareModel":
+    def single(cls, features: RideFeatureMap, fare: TreeEnsemble,
+               service_area: ServiceArea | None = None) -> "FareModel":
         """One ensemble for every ride, no range."""
-        return cls(features, ("all rides",), (fare,), 0, np.empty(0))
+        return cls(features, ("all rides",), (fare,), 0, np.empty(0), service_area=service_area)
 
     @property
     def range_coverages(self) -> tuple[int, ...]:
@@ -96,7 +105,8 @@ class FareModel:
 
     def predict(self, rides: object) -> np.ndarray:
         """The fare of each ride, in input order."""
-        return self.fares_of(self.features.compute(rides))
+        X = self.features.compute(rides)
+        return self._long_trips_floored(rides, X, self.fares_of(X))
 
     def predict_range(self, rides: object, coverage: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fares, low, high): each ride's fare and a range meant to hold `coverage` percent of real fares.
@@ -106,11 +116,16 @@ class FareModel:
         if coverage not in self.range_coverages:
             raise ValueError(f"no {coverage}% range: this model has {list(self.range_coverages) or 'none'}")
         X = self.features.compute(rides)
-        fares = self.fares_of(X)
+        fares = self._long_trips_floored(rides, X, self.fares_of(X))
         return (fares, *self.fare_range.bounds(X, fares, coverage))
 
+    def _long_trips_floored(self, rides: object, X: np.ndarray, fares: np.ndarray) -> np.ndarray:
+        if self.long_trips is None:
+            return fares
+        return self.long_trips.floored(rides, X, fares, lambda cut: self.fares_of(self.features.compute(cut)))
+
     def fares_of(self, X: np.ndarray) -> np.ndarray:
-        """Fares for rows of the feature matrix, each by its segment's ensemble."""
+        """Fares for rows of the feature matrix, each by its segment's ensemble (before the long-trip floor)."""
         if len(self.fares) == 1:
             return self.fares[0].predict(X)
         segment = self.segments_of(X)
@@ -153,3 +168,11 @@ class FareModel:
             if not isinstance(self.fare_range, FareRange):
                 raise ValueError("fare_range must be a FareRange")
             self.fare_range.check(n_features)
+        if self.long_trips is not None:
+            if not isinstance(self.long_trips, LongTrips):
+                raise ValueError("long_trips must be a LongTrips")
+            self.long_trips.check(n_features)
+        if self.service_area is not None:
+            if not isinstance(self.service_area, ServiceArea):
+                raise ValueError("service_area must be a ServiceArea")
+            self.service_area.check()

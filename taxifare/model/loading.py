@@ -11,7 +11,7 @@ import hashlib
 import io
 import pickle
 
-from taxifare.model import fare_model, features, trees
+from taxifare.model import fare_model, features, long_trips, service_area, trees
 from taxifare.model.fare_model import FORMAT_VERSION, FareModel
 
 MODEL_FILE = "model.joblib"
@@ -22,7 +22,9 @@ ALLOWED_GLOBALS = {
     ("numpy", "dtype"): None,
     (fare_model.__name__, "FareModel"): fare_model.FareModel,
     (fare_model.__name__, "FareRange"): fare_model.FareRange,
+    (long_trips.__name__, "LongTrips"): long_trips.LongTrips,
     (features.__name__, "RideFeatureMap"): features.RideFeatureMap,
+    (service_area.__name__, "ServiceArea"): service_area.ServiceArea,
     (trees.__name__, "TreeEnsemble"): trees.TreeEnsemble,
 }
 """What a model file may name: numpy's reconstruction of plain arrays, and our model classes."""

@@ -12,13 +12,13 @@ import numpy as np
 from flask import Request, Response
 
 from taxifare.model.fare_model import FareModel
-from taxifare.serving.docs_page import docs_html, leaflet_asset
+from taxifare.serving.docs_page import boroughs_asset, docs_html, leaflet_asset
 from taxifare.serving.json_log import log_event, log_request
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
 from taxifare.serving.request_parsing import RANGE_FIELD, RequestError, Shape, finish_body, parse_ride_request
-from taxifare.serving.responses import error_response, html_response, json_response, preflight_response
-from taxifare.serving.validation import InvalidRides, validate_records
+from taxifare.serving.responses import GEOJSON_TYPE, error_response, html_response, json_response, preflight_response
+from taxifare.serving.validation import AREA_PATH, InvalidRides, check_service_area, validate_records
 
 GREETING = {"greeting": "Hello"}
 UNAVAILABLE = "model unavailable, retry shortly"
@@ -80,6 +80,7 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
         shape = rides.shape
         columns = validate_records(rides.records, rides.row_label)
         loaded = store.get()
+        check_service_area(loaded.model.service_area, columns, rides.row_label)
         answers = price(loaded.model, columns, rides.coverage, shape)
     except RequestError as refused:
         return refusal(refused.status, refused.message, refused.details, refused.shape), 0
@@ -138,11 +139,25 @@ def model_info(store: ModelStore) -> Response:
         return error_response(503, UNAVAILABLE, {"model": down.reason}, retry_after(down))
 
 
+def model_area(store: ModelStore) -> Response:
+    """Where the serving model prices rides, as GeoJSON (404 for a model that has no area: it prices the box)."""
+    try:
+        area = store.get().area_geojson
+    except ModelUnavailable as down:
+        return error_response(503, UNAVAILABLE, {"model": down.reason}, retry_after(down))
+    if area is None:
+        return error_response(404, "this model has no service area: it prices the whole service box",
+                              {"path": "see /model"})
+    return json_response(area, mimetype=GEOJSON_TYPE)
+
+
 PAGES = {
     "/health": health,
     "/model": model_info,
+    AREA_PATH: model_area,
     "/openapi.json": lambda store: json_response(openapi_spec()),
     "/docs": lambda store: html_response(docs_html()),
     "/docs/leaflet.js": lambda store: leaflet_asset("leaflet.js", "text/javascript"),
     "/docs/leaflet.css": lambda store: leaflet_asset("leaflet.css", "text/css"),
+    "/docs/boroughs.geojson": lambda store: boroughs_asset(),
 }

@@ -23,6 +23,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from taxifare.model import loading, storage
 from taxifare.model.fare_model import FareModel
@@ -67,6 +68,16 @@ class LoadedModel:
     def version(self) -> str:
         """model.json's version id (or one derived from the sha256 when model.json is absent)."""
         return self.metadata["model_version"]
+
+    @cached_property
+    def area_geojson(self) -> dict | None:
+        """The model's service area as a GeoJSON Feature (traced on first use), or None if it has none."""
+        area = self.model.service_area
+        if area is None:
+            return None
+        return area.to_geojson({"model_version": self.version, "cell_degrees": [area.cell_lon, area.cell_lat],
+                                "description": "where this model prices rides: a pickup or dropoff outside is "
+                                               "refused (400)"})
 
 
 @dataclass(eq=False)

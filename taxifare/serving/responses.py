@@ -9,6 +9,8 @@ import json
 from flask import Response
 
 JSON_TYPE = "application/json"
+GEOJSON_TYPE = "application/geo+json"
+"""RFC 7946's media type: maps and GIS tools recognise it."""
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
@@ -17,9 +19,10 @@ PREFLIGHT_HEADERS = {
 }
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None,
+                  mimetype: str = JSON_TYPE) -> Response:
     """A JSON response, CORS-enabled."""
-    return Response(json.dumps(body) + "\n", status=status, mimetype=JSON_TYPE, headers={**CORS_HEADERS, **(headers or {})})
+    return Response(json.dumps(body) + "\n", status=status, mimetype=mimetype, headers={**CORS_HEADERS, **(headers or {})})
 
 
 def error_response(status: int, message: str, details: dict[str, str] | None = None,

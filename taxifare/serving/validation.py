@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from taxifare.model.schema import (
+    COORDINATE_COLUMNS,
     DROPOFF_LATITUDE,
     DROPOFF_LONGITUDE,
     INPUT_COLUMNS,
@@ -24,6 +25,7 @@ from taxifare.model.schema import (
     PICKUP_LATITUDE,
     PICKUP_LONGITUDE,
 )
+from taxifare.model.service_area import ServiceArea
 from taxifare.serving.quoting import quoted
 from taxifare.serving.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
 
@@ -35,6 +37,9 @@ RANGES = {PICKUP_LONGITUDE: LONGITUDE_RANGE, PICKUP_LATITUDE: LATITUDE_RANGE,
           DROPOFF_LONGITUDE: LONGITUDE_RANGE, DROPOFF_LATITUDE: LATITUDE_RANGE}
 AREA_NAMES = {LONGITUDE_RANGE: "longitude", LATITUDE_RANGE: "latitude"}
 MAX_REPORTED_ERRORS = 20
+AREA_PATH = "/model/area"
+"""Where callers can see the serving model's service area (GeoJSON)."""
+ENDS = (("pickup", "from"), ("dropoff", "to"))
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """A NUL or another control character: parsers such as datetime.fromisoformat ignore some of them."""
 Record = dict[str, object]
@@ -195,3 +200,26 @@ def _check_each_record(records: Sequence[Record], row_label: str | None) -> dict
         **{name: np.array(columns[name], dtype=np.float64) for name in RANGES},
         PASSENGER_COUNT: np.array(columns[PASSENGER_COUNT], dtype=np.int64),
     }
+
+
+def check_service_area(area: ServiceArea | None, columns: dict[str, np.ndarray], row_label: str | None = None) -> None:
+    """InvalidRides naming each pickup or dropoff outside the area the model has rides from.
+
+    Validation already keeps every point inside the service box; this is the model's own, finer
+    answer: trees would price a ride from open water or another state with a confident fare.
+    """
+    if area is None:
+        return
+    inside = area.ends_inside(columns)
+    if inside.all():
+        return
+    errors: dict[str, str] = {}
+    for row, end in zip(*np.nonzero(~inside.T), strict=True):  # row by row, pickup before dropoff
+        if len(errors) == MAX_REPORTED_ERRORS:
+            break
+        name, preposition = ENDS[end]
+        lon, lat = (columns[column][row] for column in COORDINATE_COLUMNS[2 * end:2 * end + 2])
+        prefix = f"{row_label}[{row}]." if row_label else ""
+        errors[prefix + name] = (f"latitude {lat:g}, longitude {lon:g} is outside the area this model has rides "
+                                 f"{preposition}: it cannot price it (the area: {AREA_PATH})")
+    raise InvalidRides(errors)

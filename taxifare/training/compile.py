@@ -14,15 +14,19 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
 from taxifare.model.fare_model import FareModel, FareRange
+from taxifare.model.service_area import ServiceArea
 from taxifare.model.trees import TreeEnsemble, TreeNodes
 from taxifare.training.ensemble import MIN_FARE, FareRegressor
 
 
-def compile_pipeline(pipeline: Pipeline) -> FareModel:
-    """The FareModel of a fitted RideFeatures -> FareRegressor (or a single boosted-tree model) pipeline."""
+def compile_pipeline(pipeline: Pipeline, service_area: ServiceArea | None = None) -> FareModel:
+    """The FareModel of a fitted RideFeatures -> FareRegressor (or a single boosted-tree model) pipeline.
+
+    `service_area`, learned from the same rides (taxifare.training.area_from_rides), rides along.
+    """
     features, regressor = pipeline.named_steps["features"].map_, pipeline.named_steps["regressor"]
     if not isinstance(regressor, FareRegressor):
-        return FareModel.single(features, compile_regressor(regressor))
+        return FareModel.single(features, compile_regressor(regressor), service_area)
     fare_range = FareRange(compile_regressor(regressor.range_low_), compile_regressor(regressor.range_high_),
                            {coverage: float(margin) for coverage, margin in regressor.range_margins_.items()},
                            MIN_FARE)
@@ -30,7 +34,8 @@ def compile_pipeline(pipeline: Pipeline) -> FareModel:
     short = compile_bag(regressor.short_members_, 1 - shrinkage)
     short = dataclasses.replace(short, baseline=short.baseline + shrinkage * regressor.short_mean_fare_)
     return FareModel(features, ("rides under the short-trip length", "trips"), (short, compile_bag(regressor.trip_members_)),
-                     regressor.distance_column, np.array([float(regressor.short_trip_km)]), fare_range)
+                     regressor.distance_column, np.array([float(regressor.short_trip_km)]), fare_range, regressor.long_trips_,
+                     service_area)
 
 
 def compile_bag(members: Sequence[HistGradientBoostingRegressor], weight: float = 1.0) -> TreeEnsemble:

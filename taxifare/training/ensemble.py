@@ -12,6 +12,10 @@
   that makes them cover the requested share of the held-out rest (conformalized quantile regression:
   the coverage holds on new rides, not only on the training data). Base quantiles near the coverage
   that matters most (80%) give the narrowest ranges: $4.0 wide where 10%/90% gave $4.9.
+- Long trips (`reach_quantile`): the regressor learns the floor under rides longer than the training
+  rides (taxifare.model.long_trips): the reach, a quantile of the trips' lengths, and the rate per km
+  beyond it, the median fare per km (after the start fare) of the longest tenth of the trips. The
+  floor needs the rides themselves, not their features: the pipeline applies it (FarePipeline).
 """
 
 import time
@@ -23,9 +27,12 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from taxifare.model.fare_model import range_around
+from taxifare.model.long_trips import LongTrips
 
 MIN_FARE = 2.5
 """The meter's start fare: no range goes below it."""
+LONGEST_TRIPS_QUANTILE = 0.9
+"""Trips at least this long (a quantile of the trips' lengths) set the long-trip floor's rate per km."""
 
 
 def conformal_margin(scores: np.ndarray, coverage: float) -> float:
@@ -52,6 +59,7 @@ class FareRegressor(RegressorMixin, BaseEstimator):
     range_quantiles : the lower and upper quantiles the range models learn; None: no range.
     range_coverages : coverages, in percent, the range is calibrated for.
     calibration_fraction : share of the rides held out to calibrate the range.
+    reach_quantile : the long-trip floor's reach, as a quantile of the trips' lengths (see above); None: no floor.
     random_state : seed for bootstraps, feature subsets and the calibration split.
     """
 
@@ -61,7 +69,7 @@ class FareRegressor(RegressorMixin, BaseEstimator):
                  short_member: HistGradientBoostingRegressor | None = None,
                  range_member: HistGradientBoostingRegressor | None = None,
                  range_quantiles: tuple[float, float] | None = (0.2, 0.8), range_coverages: Sequence[int] = (50, 80, 90, 95),
-                 calibration_fraction: float = 0.25, random_state: int = 0):
+                 calibration_fraction: float = 0.25, reach_quantile: float | None = None, random_state: int = 0):
         self.distance_column = distance_column
         self.short_trip_km = short_trip_km
         self.short_shrinkage = short_shrinkage
@@ -74,6 +82,7 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         self.range_quantiles = range_quantiles
         self.range_coverages = range_coverages
         self.calibration_fraction = calibration_fraction
+        self.reach_quantile = reach_quantile
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray, progress: Callable[[str], None] | None = None) -> "FareRegressor":
@@ -84,6 +93,7 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
         rng = np.random.default_rng(self.random_state)
         trips = X[:, self.distance_column] >= self.short_trip_km
+        self.long_trips_ = self._long_trips(X[trips, self.distance_column], y[trips])
         short_bag = self.short_trip_km > 0
         report = _Countdown(self.n_members + (self.n_short_members if short_bag else 0)
                             + (2 if self.range_quantiles is not None else 0), progress)
@@ -97,6 +107,14 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         if self.range_quantiles is not None:
             self._fit_range(X, y, rng, report)
         return self
+
+    def _long_trips(self, length: np.ndarray, fares: np.ndarray) -> LongTrips | None:
+        """The floor under the longest rides, learned from the trips' lengths and fares (None: no floor)."""
+        if self.reach_quantile is None or not len(length):
+            return None
+        longest = length >= np.quantile(length, LONGEST_TRIPS_QUANTILE)
+        rate = float(np.median((fares[longest] - MIN_FARE) / length[longest]))
+        return LongTrips(self.distance_column, float(np.quantile(length, self.reach_quantile)), max(rate, 0.0))
 
     def _fit_range(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, report: "_Countdown") -> None:
         """Quantile models on part of the rides; margins from their errors on the rest (split conformal)."""
@@ -144,11 +162,15 @@ class FareRegressor(RegressorMixin, BaseEstimator):
             fares[short] = (1 - self.short_shrinkage) * bag + self.short_shrinkage * self.short_mean_fare_
         return fares
 
-    def predict_range(self, X: np.ndarray, coverage: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fares, low, high): a range meant to hold `coverage` percent of real fares, around each fare."""
+    def predict_range(self, X: np.ndarray, coverage: int,
+                      fares: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fares, low, high): a range meant to hold `coverage` percent of real fares, around each fare.
+
+        `fares`, if given, are the ones to put the range around (the pipeline's, after the long-trip floor).
+        """
         check_is_fitted(self, "range_margins_")
         X = np.asarray(X, dtype=np.float64)
-        fares = self.predict(X)
+        fares = self.predict(X) if fares is None else fares
         return fares, *range_around(self.range_low_.predict(X), self.range_high_.predict(X), fares,
                                     self.range_margins_[coverage], MIN_FARE)
 

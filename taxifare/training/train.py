@@ -5,7 +5,8 @@
    the calibrated ranges (coverage, width) on the held-out rides. These are the numbers model.json
    reports, labelled as such.
 3. Refit the pipeline on every valid ride (at 20k rides, that alone was worth a third of the gain on
-   unseen rides) and compile it; the compiled model must give the pipeline's fares and ranges.
+   unseen rides), draw the service area from the same rides, and compile both; the compiled model
+   must give the pipeline's fares and ranges.
 """
 
 import time
@@ -17,8 +18,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from taxifare.model.fare_model import FareModel
-from taxifare.model.schema import FARE
+from taxifare.model.schema import FARE, PICKUP_DATETIME
 from taxifare.model.storage import is_gcs_uri
+from taxifare.training.area_from_rides import CELL_KM, learn_service_area
 from taxifare.training.artifacts import save_model
 from taxifare.training.cleaning import RULES, clean_rides
 from taxifare.training.compile import compile_pipeline
@@ -39,6 +41,7 @@ from taxifare.training.pipeline import (
     SHORT_PARAMS,
     SHORT_TRIP_KM,
     TRIP_PARAMS,
+    FarePipeline,
     build_pipeline,
 )
 
@@ -48,6 +51,8 @@ MIN_CLEAN_RIDES = 50
 COMPILED_TOLERANCE = 1e-9
 """The compiled model must give the pipeline's fares to this many dollars, or nothing is saved."""
 EVALUATION = "held-out split: the pipeline fit on the other rides, before the shipped model was refit on all"
+AREA_URL = "/model/area"
+"""Where the function publishes the service area (GeoJSON)."""
 
 
 def public_source(source: str) -> str:
@@ -68,16 +73,34 @@ class TrainingResult:
         return format_table(self.scores) + "\n\n" + format_ranges(self.ranges)
 
 
-def check_compiled(model: FareModel, pipeline: object, rides: object) -> None:
+def check_compiled(model: FareModel, pipeline: FarePipeline, rides: object) -> None:
     """Raise unless the compiled model gives the pipeline's fares and ranges on these rides."""
-    features = pipeline.named_steps["features"].transform(rides)
-    regressor = pipeline.named_steps["regressor"]
-    pairs = [(model.predict(rides), regressor.predict(features))]
+    pairs = [(model.predict(rides), pipeline.predict(rides))]
     for coverage in model.range_coverages:
-        pairs += zip(model.predict_range(rides, coverage), regressor.predict_range(features, coverage), strict=True)
+        pairs += zip(model.predict_range(rides, coverage), pipeline.predict_range(rides, coverage), strict=True)
     drift = max(float(np.max(np.abs(compiled - fitted))) for compiled, fitted in pairs)
     if drift > COMPILED_TOLERANCE:
         raise RuntimeError(f"the compiled model differs from the pipeline by ${drift:.3g}: not saved")
+
+
+def _utc_text(moment: object) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def scope(model: FareModel) -> dict:
+    """What model.json says of where the model prices, and how it prices the longest rides."""
+    west, south, east, north = model.service_area.bounds()
+    return {
+        "service_area": {"geojson": AREA_URL, "cell_km": CELL_KM,
+                         "area_km2": round(int(model.service_area.cells.sum()) * CELL_KM**2),
+                         "bounds": [round(value, 4) for value in (west, south, east, north)]},
+        "long_trips": {"reach_km": round(model.long_trips.reach_km, 2),
+                       "dollars_per_km": round(model.long_trips.rate, 3),
+                       "note": "a ride longer than reach_km (straight line; all but the longest 0.5% of training "
+                               "trips are shorter) costs at least the same ride cut at reach_km, on its own line, "
+                               "plus dollars_per_km (the median fare per km of the longest tenth of the trips) for "
+                               "each km beyond"},
+    }
 
 
 def train_and_save(
@@ -101,19 +124,18 @@ def train_and_save(
     progress(f"fitting on {len(X_train):,} rides to score {len(X_test):,} held-out ones")
     held_out = build_pipeline(random_state=seed).fit(X_train, y_train, regressor__progress=progress)
     features = held_out.named_steps["features"]
-    test_features = features.transform(X_test)
-    short = short_rides(X_test, features.map_)
+    short = short_rides(X_test)
     for name, baseline in build_baselines().items():
         scores[name] = score(y_test, baseline.fit(X_train, y_train).predict(X_test), short)
     scores[MODEL_NAME] = score(y_test, held_out.predict(X_test), short)
     regressor = held_out.named_steps["regressor"]
-    ranges = {coverage: score_range(y_test, *regressor.predict_range(test_features, coverage)[1:])
+    ranges = {coverage: score_range(y_test, *held_out.predict_range(X_test, coverage)[1:])
               for coverage in regressor.range_margins_}
 
     progress(f"refitting on all {len(rides):,} valid rides")
     pipeline = build_pipeline(random_state=seed).fit(rides, y, regressor__progress=progress)
     fit_seconds = time.perf_counter() - started
-    model = compile_pipeline(pipeline)
+    model = compile_pipeline(pipeline, learn_service_area(rides))
     check_compiled(model, pipeline, X_test)
 
     rows_by_source: dict[str, int] = {}
@@ -130,7 +152,11 @@ def train_and_save(
             "rows_fit": len(rides),
             "cleaning": cleaned.counts,
             "cleaning_rules": {rule.name: rule.reason for rule in RULES},
+            "pickup_times": {"first": _utc_text(rides[PICKUP_DATETIME].min()),
+                             "last": _utc_text(rides[PICKUP_DATETIME].max()),
+                             "note": "rides after the last are priced at the rates of the data's last months"},
         },
+        **scope(model),
         "features": list(features.get_feature_names_out()),
         "recipe": {"trip_models": N_TRIP_MODELS, "trip_model": TRIP_PARAMS, "short_trip_km": SHORT_TRIP_KM,
                    "short_bag_members": N_SHORT_MEMBERS, "short_bag_member": SHORT_PARAMS,

@@ -1,0 +1,72 @@
+"""Long trips: fares keep growing with distance out to the edge of the area, past the longest training trips."""
+
+import numpy as np
+import pytest
+
+from taxifare.model import geometry
+from taxifare.model.loading import loads
+
+MIDTOWN = geometry.LANDMARKS["midtown"]
+DISTANCES_KM = (10.0, 20.0, 30.0, 40.0)
+BEARINGS_DEG = tuple(range(0, 360, 18))
+"""20 lines from Midtown, every 18 degrees: the Bronx, Westchester, Queens, the ocean, Staten Island, New Jersey."""
+TIMES = ("2010-03-02T08:00:00", "2013-07-06T21:18:00", "2015-06-30T03:00:00")
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return loads(open(model_path, "rb").read())
+
+
+def ride_along(bearing_deg: float, distances_km, when: str = TIMES[1], passengers: int = 1) -> dict:
+    """Rides from Midtown to points `distances_km` away along one compass bearing, as numpy columns."""
+    distances = np.asarray(distances_km, dtype=np.float64)
+    bearing = np.radians(bearing_deg)
+    n = len(distances)
+    return {"pickup_datetime": np.full(n, np.datetime64(when, "s")),
+            "pickup_longitude": np.full(n, MIDTOWN[0]), "pickup_latitude": np.full(n, MIDTOWN[1]),
+            "dropoff_longitude": MIDTOWN[0] + distances * np.sin(bearing) / geometry.KM_PER_DEGREE_LONGITUDE,
+            "dropoff_latitude": MIDTOWN[1] + distances * np.cos(bearing) / geometry.KM_PER_DEGREE_LATITUDE,
+            "passenger_count": np.full(n, passengers)}
+
+
+def edge_km(model, bearing_deg: float) -> float:
+    """How far from Midtown the line stays inside the model's area, to 100 m."""
+    steps = np.arange(0.1, 80, 0.1)
+    inside = model.service_area.ends_inside(ride_along(bearing_deg, steps)).all(axis=0)
+    return float(steps[np.argmin(inside) - 1]) if not inside.all() else float(steps[-1])
+
+
+@pytest.mark.parametrize("when", TIMES)
+def test_fares_never_fall_along_a_line_out_to_the_edge_of_the_area(model, when):
+    lengths = []
+    for bearing in BEARINGS_DEG:
+        edge = edge_km(model, bearing)
+        distances = [d for d in DISTANCES_KM if d < edge] + [edge]
+        fares = model.predict(ride_along(bearing, distances, when))
+        assert np.all(np.diff(fares) >= 0), (bearing, dict(zip(distances, fares)))
+        lengths.append(edge)
+    assert min(lengths) > 15 and sum(length > 30 for length in lengths) >= 5  # the lines cross the city and beyond
+
+
+@pytest.mark.parametrize("bearing", BEARINGS_DEG)
+def test_past_the_reach_a_ride_costs_at_least_the_line_at_the_reach_plus_the_rate(model, bearing):
+    floor = model.long_trips
+    beyond = np.array([0.5, 5.0, 20.0, 60.0])
+    fares = model.predict(ride_along(bearing, np.concatenate([[floor.reach_km], floor.reach_km + beyond])))
+    assert np.all(fares[1:] >= fares[0] + floor.rate * beyond - 1e-9)
+
+
+def test_the_long_trip_rate_is_learned_from_the_longest_trips_and_published(model, trained_model):
+    _, result = trained_model
+    assert 15 < model.long_trips.reach_km < 30  # all but the longest 0.5% of the shared trips
+    assert 1.5 < model.long_trips.rate < 3.5  # dollars per straight-line km: the meter's rate, detours and tolls
+    assert result.metadata["long_trips"]["reach_km"] == round(model.long_trips.reach_km, 2)
+    assert result.metadata["long_trips"]["dollars_per_km"] == round(model.long_trips.rate, 3)
+
+
+def test_a_long_ride_alone_and_in_a_batch_get_the_same_fare(model):
+    rides = ride_along(234, [5.0, 25.0, 35.0, 45.0])
+    batch = model.predict(rides)
+    alone = [model.predict({name: values[[i]] for name, values in rides.items()})[0] for i in range(4)]
+    np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-9)

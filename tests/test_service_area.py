@@ -1,0 +1,180 @@
+"""The service area: drawn from the training rides, kept around every place clients send, refused outside."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from taxifare.model import geometry, places
+from taxifare.model.loading import loads
+from taxifare.model.service_area import ServiceArea
+from taxifare.training.area_from_rides import BOOTCAMP_BOX
+from tests.test_api import RIDE, query
+
+INSIDE = {
+    "Times Square": (40.758, -73.9855), "Inwood, Manhattan": (40.868, -73.921), "the Battery": (40.703, -74.017),
+    "Coney Island": (40.575, -73.970), "Williamsburg": (40.714, -73.961), "Flushing": (40.759, -73.830),
+    "Far Rockaway": (40.605, -73.755), "Bellerose, Queens": (40.735, -73.715), "Riverdale, Bronx": (40.900, -73.912),
+    "Wakefield, Bronx (north of the bootcamp box)": (40.905, -73.855), "City Island": (40.847, -73.786),
+    "St. George, Staten Island": (40.643, -74.077), "Tottenville, Staten Island": (40.509, -74.240),
+    "Staten Island's southern tip": (40.4995, -74.252), "JFK": (40.6413, -73.7781), "LaGuardia": (40.7769, -73.8740),
+    "Newark Airport": (40.6895, -74.1745), "Jersey City": (40.728, -74.078), "Hoboken": (40.744, -74.032),
+    "the bootcamp kit's pickup": (40.9, -73.70),
+}
+OUTSIDE = {
+    "Atlantic, the issue's point": (40.3, -73.3), "Atlantic off Long Beach": (40.5, -73.5),
+    "Atlantic off the Rockaways": (40.45, -73.75), "Atlantic off New Jersey": (40.2, -73.9),
+    "Long Island Sound, mid": (41.0, -73.4), "Long Island Sound, east": (41.05, -73.2),
+    "Connecticut, the issue's point": (41.9, -73.0), "Stamford CT": (41.053, -73.539), "Norwalk CT": (41.117, -73.408),
+    "Bridgeport CT": (41.186, -73.195), "Danbury CT": (41.394, -73.454),
+    "Poughkeepsie, the issue's upstate point": (41.7, -73.93), "Peekskill NY": (41.29, -73.92),
+    "Newburgh NY": (41.503, -74.010), "Kingston NY": (41.927, -73.997),
+    "Hauppauge, Long Island": (40.826, -73.203), "Ronkonkoma, Long Island": (40.815, -73.112),
+    "Stony Brook, Long Island": (40.926, -73.141), "Bay Shore, Long Island": (40.725, -73.245),
+    "Matawan NJ": (40.415, -74.230), "Freehold NJ": (40.260, -74.274), "Red Bank NJ": (40.347, -74.064),
+    "Wayne NJ": (40.925, -74.276),
+}
+
+
+@pytest.fixture(scope="module")
+def area(model_path) -> ServiceArea:
+    return loads(open(model_path, "rb").read()).service_area
+
+
+def inside(area: ServiceArea, points) -> np.ndarray:
+    lat, lon = np.array(list(points), dtype=np.float64).T
+    return area.contains(lon, lat)
+
+
+def test_every_shared_ride_starts_and_ends_inside(area, valid_rides):
+    assert area.ends_inside(valid_rides).all()
+
+
+def test_every_point_of_the_bootcamp_box_is_inside(area):
+    (west, east), (south, north) = BOOTCAMP_BOX
+    steps = (east - west) / area.cell_lon * 3, (north - south) / area.cell_lat * 3  # three points a cell and more
+    lon, lat = np.meshgrid(np.linspace(west, east, int(steps[0]) + 1), np.linspace(south, north, int(steps[1]) + 1))
+    assert area.contains(lon.ravel(), lat.ravel()).all()
+
+
+def test_every_borough_shore_and_airport_is_inside(area):
+    for borough in places.boroughs()["features"]:
+        shores = np.array([point for polygon in borough["geometry"]["coordinates"] for ring in polygon
+                           for point in ring])
+        assert area.contains(shores[:, 0], shores[:, 1]).all(), borough["properties"]["name"]
+        assert area.contains(*np.array([borough["properties"]["label"]]).T).all()
+    assert area.contains(*np.array(list(places.AIRPORTS.values())).T).all()
+
+
+@pytest.mark.parametrize(("name", "point", "expected"), [
+    *((name, point, True) for name, point in INSIDE.items()),
+    *((name, point, False) for name, point in OUTSIDE.items()),
+])
+def test_named_places_land_on_the_expected_side(area, name, point, expected):
+    assert bool(inside(area, [point])[0]) is expected, name
+
+
+def test_the_area_stays_a_city_not_the_whole_box(area):
+    cell_km2 = (area.cell_lon * geometry.KM_PER_DEGREE_LONGITUDE) * (area.cell_lat * geometry.KM_PER_DEGREE_LATITUDE)
+    assert 1_500 < area.cells.sum() * cell_km2 < 4_000  # the service box is ~26,000 km2
+
+
+# --- the grid and its outline -------------------------------------------------------------------
+
+def test_contains_reads_the_cell_of_each_point():
+    cells = np.zeros((4, 4), dtype=bool)
+    cells[1, 1] = cells[2, 2] = True  # the outer ring stays outside: points off the grid land there
+    area = ServiceArea(-74.0, 40.0, 0.1, 0.2, cells)
+    area.check()
+    lon = np.array([-73.81, -73.85, -73.75, -73.85, -73.75, -73.71, -74.5, -73.0, np.nan, -73.85])
+    lat = np.array([40.21, 40.3, 40.3, 40.5, 40.59, 40.5, 40.3, 40.3, 40.3, np.inf])
+    np.testing.assert_array_equal(area.contains(lon, lat),
+                                  [True, True, False, False, True, True, False, False, False, False])
+
+
+def test_an_area_reaching_its_grids_outer_ring_is_refused():
+    cells = np.zeros((4, 4), dtype=bool)
+    cells[0, 2] = True
+    with pytest.raises(ValueError, match="outer ring"):
+        ServiceArea(-74.0, 40.0, 0.1, 0.2, cells).check()
+
+
+def ring_contains(rings: list, x: float, y: float) -> bool:
+    """Even-odd over every ring of every polygon: GeoJSON's meaning of a MultiPolygon with holes."""
+    crossings = 0
+    for ring in rings:
+        for (x0, y0), (x1, y1) in zip(ring, ring[1:]):
+            if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+                crossings += 1
+    return crossings % 2 == 1
+
+
+def signed_area(ring: list) -> float:
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:])) / 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 7), st.integers(1, 7))).filter(lambda cells: cells.any()))
+def test_the_geojson_outline_holds_exactly_the_inside_cells(cells):
+    area = ServiceArea(0.0, 0.0, 1.0, 1.0, cells)
+    feature = area.to_geojson()
+    polygons = feature["geometry"]["coordinates"]
+    rings = [ring for polygon in polygons for ring in polygon]
+    for row, column in np.ndindex(cells.shape):
+        assert ring_contains(rings, column + 0.5, row + 0.5) == cells[row, column]
+    for polygon in polygons:  # RFC 7946: closed rings, shells counter-clockwise, holes clockwise
+        assert all(ring[0] == ring[-1] and len(ring) >= 5 for ring in polygon)
+        assert signed_area(polygon[0]) > 0 and all(signed_area(hole) < 0 for hole in polygon[1:])
+    assert json.loads(json.dumps(feature)) == feature
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+def test_a_ride_from_open_water_is_refused_naming_the_point(client):
+    response = client.get(query(pickup_latitude=40.3, pickup_longitude=-73.3))
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["details"] == {"pickup": "latitude 40.3, longitude -73.3 is outside the area this model has rides "
+                                         "from: it cannot price it (the area: /model/area)"}
+
+
+def test_a_ride_to_connecticut_is_refused_and_to_jfk_priced(client):
+    refused = client.get(query(dropoff_latitude=41.053, dropoff_longitude=-73.539))
+    assert refused.status_code == 400 and list(refused.get_json()["details"]) == ["dropoff"]
+    assert "has rides to" in refused.get_json()["details"]["dropoff"]
+    priced = client.get(query(dropoff_latitude=40.6413, dropoff_longitude=-73.7781))
+    assert priced.status_code == 200 and list(priced.get_json()) == ["fare"]
+
+
+def test_the_bootcamp_kits_ride_keeps_its_fare(client):
+    response = client.get("/predict?pickup_datetime=2013-07-06 10:18:00&pickup_longitude=-73.70&pickup_latitude=40.9"
+                          "&dropoff_longitude=-73.98&dropoff_latitude=40.70&passenger_count=2")
+    assert response.status_code == 200 and list(response.get_json()) == ["fare"]
+
+
+def test_a_batch_names_each_row_outside_and_prices_nothing(client):
+    atlantic = {**RIDE, "dropoff_latitude": 40.3, "dropoff_longitude": -73.3}
+    stamford = {**RIDE, "pickup_latitude": 41.053, "pickup_longitude": -73.539}
+    response = client.post("/", json={"instances": [RIDE, atlantic, RIDE, stamford]})
+    assert response.status_code == 400
+    assert list(response.get_json()["details"]) == ["instances[1].dropoff", "instances[3].pickup"]
+    calls = client.post("/", json={"calls": [[atlantic[name] for name in RIDE]]})
+    assert calls.status_code == 400 and "calls[0].dropoff" in calls.get_json()["errorMessage"]
+
+
+def test_the_area_is_published_as_geojson(client, area):
+    response = client.get("/model/area")
+    assert response.status_code == 200 and response.mimetype == "application/geo+json"
+    feature = response.get_json()
+    assert feature["type"] == "Feature" and feature["geometry"]["type"] == "MultiPolygon"
+    rings = [ring for polygon in feature["geometry"]["coordinates"] for ring in polygon]
+    for name, (lat, lon) in {**INSIDE, **OUTSIDE}.items():
+        assert ring_contains(rings, lon, lat) == (name in INSIDE), name
+    metadata = client.get("/model").get_json()
+    assert metadata["service_area"]["geojson"] == "/model/area"
+    west, south, east, north = metadata["service_area"]["bounds"]
+    assert west <= BOOTCAMP_BOX[0][0] and east >= BOOTCAMP_BOX[0][1] and south < BOOTCAMP_BOX[1][0]
+    assert north > BOOTCAMP_BOX[1][1]
