@@ -30,6 +30,9 @@ TYPED_RIDE = {  # Times Square to JFK on a winter weekday morning, typed into th
     "dropoff_longitude": "-73.778925", "dropoff_latitude": "40.641766", "passenger_count": "2",
 }
 TILE_HOST = "tile.openstreetmap.org"
+CENTRAL_PARK, PARK_SLOPE = (40.7812, -73.9665), (40.6710, -73.9814)
+OUTSIDE_THE_AREA = {"Atlantic Ocean": (40.42, -73.60), "Long Island Sound": (41.0, -73.45),
+                    "Connecticut": (41.06, -73.55)}
 
 BROWSER_MISSING = "headless Chromium is missing"
 INTERNAL_SCHEMES = {"data", "about", "blob", "chrome", "chrome-untrusted", "devtools"}
@@ -144,7 +147,8 @@ def test_without_tiles_the_page_asks_only_its_own_server(browser, live_server):
     open_docs(browser, live_server)
     wait_for(browser, lambda d: "/health" in d.find_element("id", "reference").text, "the API reference")
     urls = requested_urls(browser)
-    for own in ("/docs?tiles=off", "/openapi.json", "/docs/leaflet.js", "/docs/leaflet.css"):
+    for own in ("/docs?tiles=off", "/openapi.json", "/docs/leaflet.js", "/docs/leaflet.css", "/model/area",
+                "/docs/boroughs.geojson"):
         assert live_server + own in urls, urls
     assert other_hosts(urls, live_server) == []
     assert not any(url.endswith("/favicon.ico") for url in urls)  # the icon is inline
@@ -351,6 +355,17 @@ def click_map(driver, dx: int, dy: int) -> None:
     ActionChains(driver).move_to_element_with_offset(driver.find_element(By.ID, "map"), dx, dy).click().perform()
 
 
+def offset_of(driver, lat: float, lon: float) -> tuple[int, int]:
+    """Pixels from the map's centre to a point, for click_map."""
+    x, y = driver.execute_script("const size = map.getSize(), p = map.latLngToContainerPoint([arguments[0], "
+                                 "arguments[1]]); return [p.x - size.x / 2, p.y - size.y / 2];", lat, lon)
+    return round(x), round(y)
+
+
+def wait_for_area(driver) -> None:
+    wait_for(driver, lambda d: d.execute_script("return areaRings !== null"), "the service area from /model/area")
+
+
 @pytest.mark.parametrize("coverage", [None, "80"], ids=["fare", "fare-and-range"])
 def test_clicking_pickup_then_dropoff_prices_the_ride_on_the_route(browser, live_server, coverage):
     from selenium.webdriver.common.by import By
@@ -359,23 +374,26 @@ def test_clicking_pickup_then_dropoff_prices_the_ride_on_the_route(browser, live
     open_docs(browser, live_server)
     if coverage:
         Select(browser.find_element(By.ID, "range")).select_by_value(coverage)
+    wait_for_area(browser)
     before = form_values(browser)
     browser.execute_script("document.getElementById('result').textContent = ''")
-    click_map(browser, -150, 80)
+    pickup, dropoff = offset_of(browser, *CENTRAL_PARK), offset_of(browser, *PARK_SLOPE)
+    click_map(browser, *pickup)
     after_pickup = form_values(browser)
     assert after_pickup["pickup_latitude"] != before["pickup_latitude"]
     assert after_pickup["dropoff_latitude"] == before["dropoff_latitude"]  # nothing priced until the dropoff
     assert result_text(browser) == ""
-    click_map(browser, 120, -60)
+    click_map(browser, *dropoff)
     wait_for(browser, lambda d: result_text(d) not in ("", "…"), "the fare of the clicked ride")
 
     values = form_values(browser)
     clicked = browser.execute_script(
         "const size = map.getSize();"
-        "return [[-150, 80], [120, -60]].map(([dx, dy]) => map.containerPointToLatLng([size.x / 2 + dx, size.y / 2 + dy]));")
-    for end, point in zip(("pickup", "dropoff"), clicked, strict=True):  # within 2 pixels (0.0014 degrees at zoom 11)
-        assert float(values[f"{end}_latitude"]) == pytest.approx(point["lat"], abs=1.4e-3)
-        assert float(values[f"{end}_longitude"]) == pytest.approx(point["lng"], abs=1.4e-3)
+        "return arguments[0].map(([dx, dy]) => map.containerPointToLatLng([size.x / 2 + dx, size.y / 2 + dy]));",
+        [pickup, dropoff])
+    for end, point in zip(("pickup", "dropoff"), clicked, strict=True):  # within 2 pixels (~0.003 degrees)
+        assert float(values[f"{end}_latitude"]) == pytest.approx(point["lat"], abs=3e-3)
+        assert float(values[f"{end}_longitude"]) == pytest.approx(point["lng"], abs=3e-3)
     query = {**values, **({"range": coverage} if coverage else {})}
     with urllib.request.urlopen(f"{live_server}/predict?{urllib.parse.urlencode(query)}", timeout=10) as response:
         answer = json.load(response)
@@ -384,9 +402,85 @@ def test_clicking_pickup_then_dropoff_prices_the_ride_on_the_route(browser, live
         expected += f" ({coverage}% range: ${answer['range']['low']:.2f} to ${answer['range']['high']:.2f})"
     assert result_text(browser) == expected
     assert browser.find_element(By.CSS_SELECTOR, "#map .route-label").text == expected
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#map .leaflet-overlay-pane path")) >= 4  # area, ends, route
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map .leaflet-markers-pane path")) >= 6  # ends, landmarks
     assert other_hosts(requested_urls(browser), live_server) == []
 
     click_map(browser, 0, 0)  # a third click starts a new ride: the old route and its label go
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#map .route-label") == [], "the old label to fade")
     assert form_values(browser)["dropoff_latitude"] == values["dropoff_latitude"]
+
+
+def test_without_tiles_the_map_shows_where_rides_can_be_priced(browser, live_server):
+    """Offline the map still reads: the area shaded, the boroughs named, the airports marked, a legend."""
+    from selenium.webdriver.common.by import By
+
+    open_docs(browser, live_server)
+    wait_for_area(browser)
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map .place-label")) == 5, "the boroughs' names")
+    names = sorted(label.text for label in browser.find_elements(By.CSS_SELECTOR, "#map .place-label"))
+    assert names == ["BRONX", "BROOKLYN", "MANHATTAN", "QUEENS", "STATEN ISLAND"]
+    landmarks = {label.text for label in browser.find_elements(By.CSS_SELECTOR, "#map .landmark")}
+    assert {"JFK", "LaGuardia", "Newark Airport"} <= landmarks
+    in_view = browser.execute_script(
+        "const view = map.getBounds(); return [...document.querySelectorAll('#map .landmark')]"
+        ".every((label) => { const box = label.getBoundingClientRect(), map_ = "
+        "document.getElementById('map').getBoundingClientRect(); return box.left >= map_.left && "
+        "box.right <= map_.right && box.top >= map_.top && box.bottom <= map_.bottom; });")
+    assert in_view  # the three airports and Times Square are on screen at first
+    shaded = browser.execute_script(
+        "return [...document.querySelectorAll('#map .leaflet-overlay-pane path')]"
+        ".filter((p) => p.getAttribute('fill-opacity') === '0.12').length")
+    assert shaded == 1  # the service area: one shaded shape
+    legend = browser.find_element(By.CSS_SELECTOR, "#map .legend").text
+    for entry in ("pickup", "dropoff", "route", "where this model prices rides", "airport"):
+        assert entry in legend
+    assert "NYC Department of City Planning" in browser.find_element(By.CSS_SELECTOR,
+                                                                      ".leaflet-control-attribution").text
+    save_screenshot(browser)
+
+
+@pytest.mark.parametrize("place", list(OUTSIDE_THE_AREA))
+def test_a_click_outside_the_area_is_refused_on_the_page(browser, live_server, place):
+    open_docs(browser, live_server)
+    wait_for_area(browser)
+    browser.execute_script("map.setView([40.75, -73.7], 9)")  # zoomed out: the Sound and the ocean in view
+    before = form_values(browser)
+    requested_urls(browser)
+    click_map(browser, *offset_of(browser, *OUTSIDE_THE_AREA[place]))
+    assert form_values(browser) == before
+    assert browser.find_element("id", "result").get_attribute("class") == "error"
+    assert "outside the area this model has rides from" in result_text(browser)
+    assert not any("/predict" in url for url in requested_urls(browser))  # refused before any request
+
+
+@pytest.mark.parametrize(("pickup", "dropoff"), [
+    (CENTRAL_PARK, PARK_SLOPE),                    # southwards
+    ((40.6413, -73.7781), (40.7580, -73.9855)),    # JFK to Times Square: westwards, onto a landmark
+    ((40.7580, -73.9855), (40.7590, -73.9840)),    # 150 m: both ends under the label's width
+])
+def test_the_fare_label_never_hides_a_marker(browser, live_server, pickup, dropoff):
+    from selenium.webdriver.common.by import By
+
+    open_docs(browser, live_server)
+    wait_for_area(browser)
+    browser.execute_script("map.setView([40.72, -73.88], 11)")
+    for point in (pickup, dropoff):
+        click_map(browser, *offset_of(browser, *point))
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#map .route-label"), "the fare label")
+    hidden = browser.execute_script("""
+        const label = document.querySelector('#map .route-label');
+        const markers = [...document.querySelectorAll('#map .leaflet-markers-pane path')];
+        for (const element of [label, ...markers]) element.style.pointerEvents = 'auto';
+        return markers.filter((marker) => {
+          const box = marker.getBoundingClientRect();
+          const top = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+          return top !== marker && label.contains(top);
+        }).length;""")
+    assert hidden == 0
+    overlap = browser.execute_script("""
+        const a = document.querySelector('#map .route-label').getBoundingClientRect();
+        return [...document.querySelectorAll('#map .leaflet-markers-pane path')].slice(-2).some((marker) => {
+          const b = marker.getBoundingClientRect();
+          return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+        });""")
+    assert not overlap  # beside the dropoff, away from the pickup: the ride's own ends stay clear of it

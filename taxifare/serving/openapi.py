@@ -17,19 +17,14 @@ from taxifare.serving.request_parsing import (
     MAX_ROWS,
     RANGE_FIELD,
 )
+from taxifare.serving.examples import AIRPORT_FARE, AIRPORT_RIDE, EXAMPLE_FARE, EXAMPLE_RANGE, EXAMPLE_RIDE, as_call
 from taxifare.serving.ride_time import EXAMPLE
-from taxifare.serving.validation import ALIASES
-
-EXAMPLE_RIDE = {
-    "pickup_datetime": EXAMPLE, "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,
-    "dropoff_longitude": -73.984365, "dropoff_latitude": 40.769802, "passenger_count": 1,
-}
-AIRPORT_RIDE = {**EXAMPLE_RIDE, "pickup_longitude": -73.7781, "pickup_latitude": 40.6413, "passenger_count": 2}
-EXAMPLE_FARE, EXAMPLE_RANGE = 12.05, {"coverage": 80, "low": 9.87, "high": 14.62}
-"""Illustrative answers: /docs's "Try it" shows the serving model's real ones."""
+from taxifare.serving.validation import ALIASES, AREA_PATH
 DATETIME_HELP = ("Pickup time. Naive = New York local time; ' UTC' suffix = UTC (Kaggle format); ISO 8601 with 'T', "
                  "an offset or 'Z' accepted. DST: a time in the spring gap keeps the pre-jump offset, an ambiguous "
-                 "autumn time is its first (EDT) occurrence. Years 2009-2099.")
+                 "autumn time is its first (EDT) occurrence. Years 2009-2099; rides after the serving model's last "
+                 "training ride (GET /model: data.pickup_times.last) are priced at the rates of the data's last "
+                 "months.")
 RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range holds 80% of real fares, calibrated on "
               "held-out rides). The serving model's choices are in /model's range_coverages (50, 80, 90 and 95 by "
               "default); without it the answer is the fare alone.")
@@ -47,7 +42,9 @@ def _example(summary: str, value: object) -> dict:
 
 
 def _coordinate(axis: str, bounds: tuple[float, float], where: str) -> dict:
-    return {"type": ["number", "string"], "description": f"{where} {axis}, NYC service area {bounds[0]} to {bounds[1]}",
+    return {"type": ["number", "string"],
+            "description": f"{where} {axis}, NYC service area {bounds[0]} to {bounds[1]}; the point must also lie in "
+                           f"the serving model's area ({AREA_PATH})",
             "minimum": bounds[0], "maximum": bounds[1], "example": EXAMPLE_RIDE[f"{where}_{axis}"]}
 
 
@@ -70,6 +67,9 @@ def _json(schema: dict, examples: dict | None = None) -> dict:
 
 ERROR_EXAMPLES = {
     400: {"error": "invalid ride fields", "details": {"pickup_latitude": 'not a number: "abc"'}},
+    "outside": {"error": "invalid ride fields", "details": {
+        "pickup": f"latitude 40.3, longitude -73.3 is outside the area this model has rides from: it cannot price it "
+                  f"(the area: {AREA_PATH})"}},
     404: {"error": "no such endpoint: /v1/models/my model:predict", "details": {"path": "see /docs for the API"}},
     405: {"error": "method DELETE is not allowed on /predict", "details": {"method": "use GET, POST, OPTIONS"}},
     413: {"error": "a body of 9,000,000 bytes is over the limit of 3,145,728 bytes",
@@ -81,8 +81,9 @@ ERROR_EXAMPLES = {
 
 
 def _errors(*statuses: int) -> dict:
-    meaning = {400: f"invalid input: the details name each field and reason (also: more than {MAX_FIELDS} fields, "
-                    "a key given twice, a control character, a body that could not be read)",
+    meaning = {400: f"invalid input: the details name each field and reason (also: a pickup or dropoff outside the "
+                    f"model's service area, more than {MAX_FIELDS} fields, a key given twice, a control character, a "
+                    "body that could not be read)",
                404: "no such endpoint: a model name other than letters, digits, '.', '_' and '-'",
                405: "method not allowed",
                413: f"body over {MAX_BODY_BYTES:,} bytes, more than {MAX_ROWS:,} rides, or more JSON objects or "
@@ -90,8 +91,10 @@ def _errors(*statuses: int) -> dict:
                414: f"query string over {MAX_QUERY_BYTES:,} bytes",
                503: "model unavailable; retry after the Retry-After seconds"}
     retry = {"Retry-After": {"description": "seconds until the model is retried", "schema": {"type": "integer"}}}
-    return {str(s): {"description": meaning[s],
-                     "content": _json(_ref("Error"), {"error": _example(meaning[s].split(":")[0], ERROR_EXAMPLES[s])}),
+    examples = {s: {"error": _example(meaning[s].split(":")[0], ERROR_EXAMPLES[s])} for s in statuses}
+    if 400 in examples:
+        examples[400]["outside the service area"] = _example("a pickup in the Atlantic", ERROR_EXAMPLES["outside"])
+    return {str(s): {"description": meaning[s], "content": _json(_ref("Error"), examples[s]),
                      **({"headers": retry} if s == 503 else {})}
             for s in statuses}
 
@@ -123,13 +126,12 @@ POST_EXAMPLES = {
     "bigquery": _example("A BigQuery remote-function call: one array of the six fields per row",
                          {"requestId": "124ab1c", "caller": "//bigquery.googleapis.com/projects/p/jobs/j",
                           "sessionUser": "someone@example.com", "userDefinedContext": {},
-                          "calls": [[EXAMPLE_RIDE[name] for name in INPUT_COLUMNS],
-                                    [AIRPORT_RIDE[name] for name in INPUT_COLUMNS]]}),
+                          "calls": [as_call(EXAMPLE_RIDE), as_call(AIRPORT_RIDE)]}),
 }
 POST_ANSWERS = {
     **FARE_ANSWERS,
-    "predictions": _example("for instances", {"predictions": [EXAMPLE_FARE, 51.5]}),
-    "replies": _example("for BigQuery calls", {"replies": [EXAMPLE_FARE, 51.5]}),
+    "predictions": _example("for instances", {"predictions": [EXAMPLE_FARE, AIRPORT_FARE]}),
+    "replies": _example("for BigQuery calls", {"replies": [EXAMPLE_FARE, AIRPORT_FARE]}),
 }
 
 
@@ -178,6 +180,14 @@ def openapi_spec() -> dict:
             "/model": {"get": {"summary": "The serving model's metadata (model.json)", "responses": {
                 "200": {"description": "metadata: version, data, features, metrics, range_coverages",
                         "content": _json({"type": "object"})},
+                **_errors(503)}}},
+            AREA_PATH: {"get": {"summary": "Where the serving model prices rides (GeoJSON)", "responses": {
+                "200": {"description": "a GeoJSON Feature (RFC 7946): a MultiPolygon of the cells the training rides "
+                                       "reach, widened and joined with the five boroughs, the three airports and the "
+                                       "bootcamp's box; a pickup or dropoff outside it is refused with a 400",
+                        "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                "404": {"description": "a model without a service area (trained before it existed)",
+                        "content": _json(_ref("Error"))},
                 **_errors(503)}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {
                 "200": {"description": "OpenAPI 3.1", "content": _json({"type": "object"})}}}},
