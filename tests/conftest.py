@@ -96,11 +96,14 @@ def live_server(model_path, tmp_path_factory):
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """A line nobody can miss when the browser tests were skipped for want of Chromium."""
+    """A line nobody can miss when tests were skipped for want of a Debian package (Chromium, curl)."""
     from tests.test_docs_page import BROWSER_MISSING
+    from tests.test_lingering_close import CURL_MISSING
 
-    skipped = [report for report in terminalreporter.stats.get("skipped", [])
-               if BROWSER_MISSING in str(getattr(report, "longrepr", ""))]
-    if skipped:
-        terminalreporter.write_sep("!", f"{len(skipped)} /docs browser tests SKIPPED: {BROWSER_MISSING}; "
-                                        "sudo apt-get install chromium chromium-driver", red=True, bold=True)
+    for missing, what, packages in ((BROWSER_MISSING, "/docs browser", "chromium chromium-driver"),
+                                    (CURL_MISSING, "curl client", "curl")):
+        skipped = [report for report in terminalreporter.stats.get("skipped", [])
+                   if missing in str(getattr(report, "longrepr", ""))]
+        if skipped:
+            terminalreporter.write_sep("!", f"{len(skipped)} {what} tests SKIPPED: {missing}; "
+                                            f"sudo apt-get install {packages}", red=True, bold=True)

@@ -236,10 +236,13 @@ def test_oversized_batch_is_413_saying_the_cap(client):
     assert f"{MAX_ROWS:,}" in response.get_json()["error"]
 
 
-def test_oversized_body_is_413_before_parsing(client):
+def test_oversized_body_is_413_before_parsing_saying_how_many_rides_fit(client):
     response = client.post("/", data=b" " * (MAX_BODY_BYTES + 1), content_type="application/json")
     assert response.status_code == 413
-    assert f"{MAX_BODY_BYTES:,}" in response.get_json()["error"]
+    assert response.get_json() == {
+        "error": f"a body of {MAX_BODY_BYTES + 1:,} bytes is over the limit of 3,145,728 bytes: one request takes at "
+                 "most 10,000 rides",
+        "details": {"body": "at most 3,145,728 bytes; split the rides into requests of at most 10,000"}}
 
 
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])

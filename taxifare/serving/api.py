@@ -14,6 +14,7 @@ from flask import Request, Response
 from taxifare.model.fare_model import FareModel
 from taxifare.serving.docs_page import docs_html, leaflet_asset
 from taxifare.serving.json_log import log_event, log_request
+from taxifare.serving.lingering_close import linger_after
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
 from taxifare.serving.request_parsing import RANGE_FIELD, RequestError, Shape, finish_body, parse_ride_request
@@ -39,7 +40,9 @@ def handle(request: Request, store: ModelStore) -> Response:
         log_event("ERROR", f"unhandled error on {request.method} {request.path}", with_traceback=True)
         response, error = error_response(500, "internal error"), type(unexpected).__name__
     finally:
-        finish_body(request)
+        body_left = finish_body(request)
+    if body_left:  # refused before it was read (a 413), or never wanted: let the client finish, then close
+        linger_after(response, request.environ)
     model = store.loaded
     log_request(request, response.status_code, time.perf_counter() - started, model and model.version, rows, error)
     return response

@@ -37,6 +37,8 @@ MAX_JSON_VALUES = 12 * MAX_ROWS
 BODY_READ_TIMEOUT_SECONDS = 10.0
 """A body that stalls longer than this between two reads is refused (400): it would hold a thread."""
 READ_CHUNK_BYTES = 64 * 1024
+BODY_READ_KEY = "taxifare.body_read"
+"""Set in the WSGI environ once the body has been read to its end: nothing of it is left on the connection."""
 FORM_TYPE = "application/x-www-form-urlencoded"
 EXPECTED_BODY = 'a JSON object: the six ride fields, {"instances": [rides]} or {"calls": [[six values]]}'
 
@@ -111,8 +113,9 @@ def json_type(value: object) -> str:
 
 
 def too_large(what: str, limit: str) -> RequestError:
-    """413 naming the limit, so the caller knows how to split the request."""
-    return RequestError(413, f"{what} is over the limit of {limit}", {"body": f"at most {limit}"})
+    """413 naming the limit and how many rides fit, so the caller knows how to split the request."""
+    return RequestError(413, f"{what} is over the limit of {limit}: one request takes at most {MAX_ROWS:,} rides",
+                        {"body": f"at most {limit}; split the rides into requests of at most {MAX_ROWS:,}"})
 
 
 def read_body(request: Request) -> bytearray:
@@ -142,6 +145,7 @@ def read_body(request: Request) -> bytearray:
     if declared is not None and size < declared:
         raise RequestError(400, "the request body could not be read",
                            {"body": f"transfer failed: the upload ended after {size:,} of {declared:,} bytes"})
+    request.environ[BODY_READ_KEY] = True
     body = bytearray(size)
     position = 0
     while chunks:  # move the chunks into one buffer, letting each go as soon as it is copied
@@ -166,14 +170,18 @@ def _read_timeout(request: Request, seconds: float) -> Iterator[None]:
         sock.settimeout(previous)
 
 
-def finish_body(request: Request) -> None:
-    """Leave nothing of the body for anyone else to read.
+def finish_body(request: Request) -> bool:
+    """Leave nothing of the body for anyone else to read; True if the client may still be sending it.
 
     functions-framework reads whatever body the handler left, after every response: a 256 MiB
     upload in full, or it waits for bytes a client declared and never sends. An empty stream
-    stops that; gunicorn then discards at most 64 KiB of leftovers or closes the connection.
+    stops that. A body left unread (refused early, or never wanted: a 404, a 405) is then the
+    connection's to discard: see lingering_close.py.
     """
     request.stream = io.BytesIO()
+    environ = request.environ
+    return BODY_READ_KEY not in environ and (
+        environ.get("CONTENT_LENGTH", "0") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ)
 
 
 def _check_field_count(raw: bytes | bytearray, where: str) -> None:
@@ -221,11 +229,10 @@ def parse_json(body: bytearray) -> object:
     """
     containers = body.count(b"{") + body.count(b"[")
     if containers > MAX_JSON_CONTAINERS:
-        raise too_large(f"a body of {containers:,} JSON objects and arrays",
-                        f"{MAX_JSON_CONTAINERS:,} (one per ride, {MAX_ROWS:,} rides)")
+        raise too_large(f"a body of {containers:,} JSON objects and arrays", f"{MAX_JSON_CONTAINERS:,} (one per ride)")
     values = body.count(b",") + 1
     if values > MAX_JSON_VALUES:
-        raise too_large(f"a body of {values:,} JSON values", f"{MAX_JSON_VALUES:,} ({MAX_ROWS:,} rides)")
+        raise too_large(f"a body of {values:,} JSON values", f"{MAX_JSON_VALUES:,}")
     try:
         text = body.decode(json.detect_encoding(body), "surrogatepass")
         body.clear()
