@@ -23,9 +23,15 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(status: int, message: str, details: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    """{"error": message, "details": {field: reason}}: what went wrong, and where."""
-    return json_response({"error": message, "details": details or {}}, status, headers)
+                   headers: dict[str, str] | None = None, refused_rows: int | None = None) -> Response:
+    """{"error": message, "details": {field: reason}}: what went wrong, and where.
+
+    A batch refused row by row adds "refused_rows": how many rows were refused in all.
+    """
+    body = {"error": message, "details": details or {}}
+    if refused_rows is not None:
+        body["refused_rows"] = refused_rows
+    return json_response(body, status, headers)
 
 
 def preflight_response(allow: str) -> Response:
