@@ -26,7 +26,7 @@ import requests
 from taxifare.serving import lingering_close
 from taxifare.serving.lingering_close import LINGER_IDLE_SECONDS, Ending, discard_rest
 from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
-from tests.raw_http import at_once, post_head, read_response, worker_memory_mb
+from tests.raw_http import at_once, post_head, read_response, send_huge, worker_memory_mb
 from tests.servers import FunctionServer
 from tests.test_api import RIDE
 from tests.test_hostile import ordinary_traffic
@@ -134,6 +134,17 @@ def test_eight_too_large_uploads_at_once_keep_the_worker_memory_bounded(server, 
     assert answers == [(413, too_large(len(body)))] * 8
     _, peak_after = worker_memory_mb(server)
     assert peak_after - peak_before < 64, f"worker peak rose {peak_after - peak_before:.0f} MB"
+
+
+def test_refused_chunked_uploads_leave_no_memory_behind(server):
+    """gunicorn's chunked parser holds its read-ahead in a reference cycle: the lingering close ends it."""
+    ordinary_traffic(server)
+    idle, _ = worker_memory_mb(server)
+    for _ in range(3):
+        assert at_once(8, send_huge, server.port, True) == [413] * 8
+        ordinary_traffic(server, rounds=13)
+    after, _ = worker_memory_mb(server)
+    assert after - idle < 16, f"worker holds {after - idle:.0f} MB more than when idle"
 
 
 def test_a_declared_2_gb_body_that_never_comes_gets_its_413_at_once(server):
