@@ -5,11 +5,14 @@
 Real functions-framework (gunicorn) servers on free loopback ports, started and stopped here,
 fed by raw sockets (tests/raw_http.py): worst-case bodies at the body cap (objects, fields, depth,
 numbers), 256 MiB uploads, malformed and aborted uploads, bodies declared and never sent, and a
-FIFO, a device and a 2 GB file as MODEL_URI. Memory is the worker's RSS / peak RSS from /proc.
+FIFO, a device and a 2 GB file as MODEL_URI; and by the common clients (urllib, requests, httpx,
+curl) posting batches over the cap, which must each read their 413 (the lingering close). Memory
+is the worker's RSS / peak RSS from /proc.
 """
 
 import json
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -18,6 +21,8 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,10 +34,13 @@ from tests.raw_http import (  # noqa: E402
     exchange,
     post_body,
     post_head,
+    read_response,
     send_huge,
     worker_memory_mb,
 )
 from tests.servers import FunctionServer  # noqa: E402
+from tests.test_api import RIDE  # noqa: E402
+from tests.test_lingering_close import CLIENTS, RIDES  # noqa: E402
 
 PREDICT = ("/predict?pickup_datetime=2013-07-06%2017:18:00&pickup_longitude=-73.950655&pickup_latitude=40.783282"
            "&dropoff_longitude=-73.984365&dropoff_latitude=40.769802&passenger_count=1")
@@ -81,6 +89,57 @@ def model_uri_rows(folder: Path) -> list[tuple[str, str, str, bool | None]]:
     return rows
 
 
+def too_large_rows(server: FunctionServer, folder: Path) -> list[tuple[str, str, str, bool | None]]:
+    """Batches over the cap from the common clients: each must read its 413; memory; threads held after."""
+    rows, batches = [], {}
+    for rides in RIDES:
+        body = json.dumps({"instances": [RIDE] * rides}).encode()
+        path = folder / f"{rides}.json"
+        path.write_bytes(body)
+        batches[rides] = body, str(path)
+    for rides in RIDES:
+        for chunked in (False, True):
+            answers = []
+            for name, send in CLIENTS.items():
+                started = time.perf_counter()
+                try:
+                    status = send(server.url + "/predict", *batches[rides], chunked)[0]
+                except Exception as failure:  # what a client reports when it never reads the answer
+                    status = type(failure).__name__
+                answers.append((name, status, time.perf_counter() - started))
+            rows.append((f"{rides:,} rides ({len(batches[rides][0]) / 1e6:.1f} MB, "
+                         f"{'chunked' if chunked else 'Content-Length'}): urllib, requests, httpx, curl",
+                         ", ".join(f"{status} {seconds * 1e3:.0f} ms" for _, status, seconds in answers), "413 each",
+                         all(status == 413 for _, status, _ in answers)))
+    ordinary_traffic(server)
+    _, peak_before = worker_memory_mb(server)
+    body, path = batches[max(RIDES)]
+    statuses = at_once(8, lambda: CLIENTS["urllib"](server.url + "/", body, path, False)[0])
+    rise = worker_memory_mb(server)[1] - peak_before
+    rows.append((f"8 x urllib {max(RIDES):,} rides at once: statuses; worker peak RSS rise", f"{sorted(set(statuses))};"
+                 f" {rise:+.1f} MB", "413; < 64 MB", set(statuses) == {413} and rise < 64))
+    times = []
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            started = time.perf_counter()
+            sock.sendall(post_head(length=2 * 1024**3))
+            status, _ = read_response(sock)
+            times.append((status, time.perf_counter() - started))
+    slowest = max(seconds for _, seconds in times)
+    rows.append(("Content-Length: 2 GB and no body sent: the answer, median (max) of 20",
+                 f"{times[0][0]} in {statistics.median(s for _, s in times) * 1e3:.1f} ms ({slowest * 1e3:.1f})",
+                 "413 < 100 ms", {status for status, _ in times} == {413} and slowest < 0.1))
+    sessions = [requests.Session() for _ in range(8)]  # each keeps its connection open after the 413
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda session: session.post(server.url, data=batches[min(RIDES)][0], timeout=30), sessions))
+    status, seconds = get(server.url + "/")
+    for session in sessions:
+        session.close()
+    rows.append(("GET / right after 8 x 413 to requests.Session (kept open: each holds a thread for "
+                 "LINGER_IDLE_SECONDS)", f"{status} in {seconds * 1e3:.0f} ms", "documented", None))
+    return rows
+
+
 def main() -> int:
     model = REPO / "models" / "model.joblib"
     if not model.is_file():
@@ -105,7 +164,7 @@ def main() -> int:
             for chunked in (False, True):
                 statuses = at_once(8, send_huge, server.port, chunked)
                 rows.append((f"8 x 256 MiB upload ({'chunked' if chunked else 'Content-Length'}): status",
-                             f"{sorted(set(statuses))}", "4xx", 400 <= min(statuses) and max(statuses) < 500))
+                             f"{sorted(set(statuses))}", "413", set(statuses) == {413}))
             _, peak = worker_memory_mb(server)
             ordinary_traffic(server, rounds=13)
             after, _ = worker_memory_mb(server)
@@ -140,6 +199,7 @@ def main() -> int:
             aborted = exchange(server.port, post_head(length=1000), (b'{"pick',), close_write=True)[0]
             rows.append(("malformed chunk size; upload cut short", f"{malformed}; {aborted}", "400; 400",
                          (malformed, aborted) == (400, 400)))
+            rows += too_large_rows(server, Path(folder))
             lines = server.log().splitlines()
         finally:
             server.stop()

@@ -2,7 +2,8 @@
 # The Debian packages a make target drives, installed when this machine lets us: one script for
 # `make test`, `make bench` and .ci/run.
 #
-#   scripts/system-packages.sh test    # headless Chromium and its driver, for the /docs page tests
+#   scripts/system-packages.sh test    # headless Chromium and its driver (the /docs page tests), curl (one of
+#                                      # the clients tests/test_lingering_close.py checks)
 #   scripts/system-packages.sh bench   # wrk, the load generator of scripts/benchmark_serving.py
 #
 # Installs with apt-get as root, or with sudo when it needs no password. Otherwise it says exactly
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 case ${1:-} in
-  test) packages=(chromium chromium-driver) ;;
+  test) packages=(chromium chromium-driver curl) ;;
   bench) packages=(wrk) ;;
   *)
     echo "usage: $0 test|bench" >&2

@@ -76,16 +76,28 @@ def make_client(monkeypatch, model_uri: str, sha256: str | None = None):
 
 @pytest.fixture
 def client(monkeypatch, model_path):
-    return make_client(monkeypatch, model_path)
+    """The function with the shared-rides model, loaded: the load and its log line end inside this setup.
+
+    (pytest stops capturing between a test's setup and its call: a loader thread that logs in between
+    printed its line into the progress output.)
+    """
+    app = make_client(monkeypatch, model_path)
+    join_model_loads()
+    return app
+
+
+def join_model_loads() -> None:
+    """Wait for the background model loads in flight."""
+    for thread in threading.enumerate():
+        if thread.name == LOADER_THREAD_NAME:
+            thread.join(timeout=30)
 
 
 @pytest.fixture(autouse=True)
 def finish_model_loads():
     """Let a test's background model loads end inside it, so their log lines stay in its captured output."""
     yield
-    for thread in threading.enumerate():
-        if thread.name == LOADER_THREAD_NAME:
-            thread.join(timeout=30)
+    join_model_loads()
 
 
 @pytest.fixture(scope="session")
@@ -101,11 +113,14 @@ def live_server(model_path, tmp_path_factory):
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """A line nobody can miss when the browser tests were skipped for want of Chromium."""
+    """A line nobody can miss when tests were skipped for want of a Debian package (Chromium, curl)."""
     from tests.test_docs_page import BROWSER_MISSING
+    from tests.test_lingering_close import CURL_MISSING
 
-    skipped = [report for report in terminalreporter.stats.get("skipped", [])
-               if BROWSER_MISSING in str(getattr(report, "longrepr", ""))]
-    if skipped:
-        terminalreporter.write_sep("!", f"{len(skipped)} /docs browser tests SKIPPED: {BROWSER_MISSING}; "
-                                        "sudo apt-get install chromium chromium-driver", red=True, bold=True)
+    for missing, what, packages in ((BROWSER_MISSING, "/docs browser", "chromium chromium-driver"),
+                                    (CURL_MISSING, "curl client", "curl")):
+        skipped = [report for report in terminalreporter.stats.get("skipped", [])
+                   if missing in str(getattr(report, "longrepr", ""))]
+        if skipped:
+            terminalreporter.write_sep("!", f"{len(skipped)} {what} tests SKIPPED: {missing}; "
+                                            f"sudo apt-get install {packages}", red=True, bold=True)

@@ -1,6 +1,7 @@
 """The HTTP contract, in-process through functions_framework.create_app(...).test_client()."""
 
 import json
+import random
 import re
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -8,6 +9,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.validation import MAX_REPORTED_ERRORS
 
 RIDE = {
     "pickup_datetime": "2013-07-06 17:18:00", "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,
@@ -227,7 +229,60 @@ def test_batches_refuse_the_partial_dates_single_rides_refuse(client, partial):
 def test_batch_errors_are_capped(client):
     response = client.post("/", json={"instances": [{}] * 500})
     assert response.status_code == 400
-    assert len(response.get_json()["details"]) <= 20
+    six_missing = [(row, name) for row in range(4) for name in RIDE]  # each empty row misses all six fields
+    assert response.get_json() == {
+        "error": "invalid ride fields: 500 rows refused; only the first 20 errors are listed",
+        "details": {f"instances[{row}].{name}": "missing" for row, name in six_missing[:MAX_REPORTED_ERRORS]},
+        "refused_rows": 500}
+
+
+def test_a_batch_error_counts_every_refused_row_and_lists_the_first_in_row_order(client, valid_rides):
+    rides = [{**{name: float(row[name]) for name in RIDE if name != "pickup_datetime"},
+              "pickup_datetime": row["pickup_datetime"].strftime("%Y-%m-%d %H:%M:%S UTC")}
+             for row in valid_rides.sample(1_000, random_state=2).to_dict("records")]
+    bad = sorted(random.Random(3).sample(range(1_000), 143))
+    for index in bad:
+        rides[index]["passenger_count"] = 0
+    response = client.post("/", json={"instances": rides})
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "invalid ride fields: 143 rows refused; only the first 20 errors are listed",
+        "details": {f"instances[{index}].passenger_count": "not a whole number from 1 to 8: 0"
+                    for index in bad[:MAX_REPORTED_ERRORS]},
+        "refused_rows": 143}
+    calls = [[ride[name] for name in RIDE] for ride in rides]
+    message = client.post("/", json={"calls": calls}).get_json()["errorMessage"]
+    assert message == "invalid ride fields: 143 rows refused; only the first 20 errors are listed: " + "; ".join(
+        f"calls[{index}].passenger_count: not a whole number from 1 to 8: 0" for index in bad[:MAX_REPORTED_ERRORS])
+
+
+def test_a_batch_with_fewer_errors_than_the_cap_lists_them_all(client):
+    response = client.post("/", json={"instances": [RIDE, {**RIDE, "passenger_count": 9}, RIDE]})
+    assert response.get_json() == {"error": "invalid ride fields: 1 row refused",
+                                   "details": {"instances[1].passenger_count": "not a whole number from 1 to 8: 9"},
+                                   "refused_rows": 1}
+
+
+def test_a_single_ride_error_has_no_row_count(client):
+    assert client.post("/", json={**RIDE, "passenger_count": 9}).get_json() == {
+        "error": "invalid ride fields", "details": {"passenger_count": "not a whole number from 1 to 8: 9"}}
+
+
+@pytest.mark.parametrize("shape", ["instances", "calls"])
+def test_a_malformed_batch_counts_every_malformed_row(client, shape):
+    good = RIDE if shape == "instances" else list(RIDE.values())
+    rows = [good] * 5 + [3] * 30
+    response = client.post("/", json={shape: rows})
+    assert response.status_code == 400
+    expected = "expected a JSON object of ride fields" if shape == "instances" else \
+        "expected an array of 6 values (" + ", ".join(RIDE) + ")"
+    details = {f"{shape}[{index}]": expected for index in range(5, 5 + MAX_REPORTED_ERRORS)}
+    message = f"malformed {shape}: 30 rows refused; only the first 20 errors are listed"
+    if shape == "instances":
+        assert response.get_json() == {"error": message, "details": details, "refused_rows": 30}
+    else:
+        assert response.get_json() == {"errorMessage": message + ": " + "; ".join(f"{k}: {v}" for k, v in
+                                                                                details.items())}
 
 
 def test_oversized_batch_is_413_saying_the_cap(client):
@@ -236,10 +291,13 @@ def test_oversized_batch_is_413_saying_the_cap(client):
     assert f"{MAX_ROWS:,}" in response.get_json()["error"]
 
 
-def test_oversized_body_is_413_before_parsing(client):
+def test_oversized_body_is_413_before_parsing_saying_how_many_rides_fit(client):
     response = client.post("/", data=b" " * (MAX_BODY_BYTES + 1), content_type="application/json")
     assert response.status_code == 413
-    assert f"{MAX_BODY_BYTES:,}" in response.get_json()["error"]
+    assert response.get_json() == {
+        "error": f"a body of {MAX_BODY_BYTES + 1:,} bytes is over the limit of 3,145,728 bytes: one request takes at "
+                 "most 10,000 rides",
+        "details": {"body": "at most 3,145,728 bytes; split the rides into requests of at most 10,000"}}
 
 
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
@@ -324,8 +382,8 @@ def test_docs_page_loads_only_its_own_files_except_map_tiles(client):
 
 # --- logging ------------------------------------------------------------------------------
 
-def test_one_json_log_line_per_request_without_coordinates(client, capsys, trained_model):
-    _, result = trained_model
+def test_one_json_log_line_per_request_without_coordinates(capsys, client, trained_model):
+    _, result = trained_model  # capsys first: it also captures the client's model load (its log line)
     client.get(query(), headers={"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"})
     entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]  # every line is JSON
     assert any(e["severity"] == "INFO" and e["message"].startswith("loaded model") for e in entries)

@@ -150,10 +150,13 @@ def check_answer(response, sent: str, bigquery: bool | None = None, greeting_all
         assert isinstance(body["errorMessage"], str) and body["errorMessage"]
     else:
         assert bigquery is not True, body
-        assert set(body) == {"error", "details"}, body
+        assert set(body) - {"refused_rows"} == {"error", "details"}, body
         assert isinstance(body["error"], str) and body["error"]
         assert isinstance(body["details"], dict)
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in body["details"].items())
+        if "refused_rows" in body:  # a batch refused row by row: at least the rows listed
+            rows = {key.split("].")[0] for key in body["details"]}
+            assert isinstance(body["refused_rows"], int) and body["refused_rows"] >= len(rows) >= 1, body
     return body
 
 

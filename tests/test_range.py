@@ -76,3 +76,134 @@ def test_the_held_out_coverage_is_close_to_what_each_range_promises(trained_mode
     for coverage, measured in ranges.items():
         assert abs(measured["coverage"] - int(coverage) / 100) < 0.05, ranges
     assert ranges["80"]["mean_width"] < ranges["95"]["mean_width"]
+
+
+# --- a range is honoured wherever a caller puts it, or refused saying where it goes: never ignored ----------
+
+WITH_RANGE = {**RIDE, "range": 80}
+RANGE_PLACES = {
+    "query string": ("get", "/predict?" + urlencode(WITH_RANGE), None),
+    "form": ("form", "/", urlencode(WITH_RANGE)),
+    "JSON ride": ("json", "/", WITH_RANGE),
+    "JSON ride, parameters": ("json", "/", {**RIDE, "parameters": {"range": 80}}),
+    "JSON ride, query string": ("json", "/?range=80", RIDE),
+    "form, query string": ("form", "/predict?range=80", urlencode(RIDE)),
+    "batch, parameters": ("json", "/", {"instances": [RIDE, RIDE], "parameters": {"range": 80}}),
+    "batch, top level": ("json", "/", {"instances": [RIDE, RIDE], "range": 80}),
+    "batch, every instance": ("json", "/", {"instances": [WITH_RANGE, WITH_RANGE]}),
+    "batch, some instances": ("json", "/", {"instances": [RIDE, WITH_RANGE]}),
+    "batch, an instance's parameters": ("json", "/", {"instances": [RIDE, {**RIDE, "parameters": {"range": 80}}]}),
+    "batch, everywhere alike": ("json", "/", {"instances": [WITH_RANGE, RIDE], "range": 80,
+                                              "parameters": {"range": 80}}),
+    "batch, query string": ("json", "/predict?range=80", {"instances": [RIDE, RIDE]}),
+    "KServe path, parameters": ("json", "/v1/models/taxifare:predict",
+                                {"instances": [RIDE], "parameters": {"range": 80}}),
+    "KServe path, top level": ("json", "/v1/models/taxifare:predict", {"instances": [RIDE], "range": 80}),
+    "KServe path, instance": ("json", "/v1/models/taxifare:predict", {"instances": [WITH_RANGE]}),
+    "KServe path, query string": ("json", "/v1/models/taxifare:predict?range=80", {"instances": [RIDE]}),
+    "BigQuery context": ("json", "/", {"calls": CALLS, "userDefinedContext": {"range": "80"}}),
+    "BigQuery, query string": ("json", "/?range=80", {"calls": CALLS}),
+    "BigQuery, top level": ("json", "/", {"calls": CALLS, "range": 80}),
+    "BigQuery, parameters": ("json", "/", {"calls": CALLS, "parameters": {"range": 80}}),
+    "BigQuery, a seventh value": ("json", "/", {"calls": [[*CALLS[0], 80]]}),
+}
+WHERE_IT_GOES = {
+    "BigQuery, top level": {"errorMessage": "range in the wrong place: range: BigQuery calls take the range in "
+                                            "userDefinedContext.range (the remote function's user_defined_context)"},
+    "BigQuery, parameters": {"errorMessage": "range in the wrong place: parameters.range: BigQuery calls take the "
+                                             "range in userDefinedContext.range (the remote function's "
+                                             "user_defined_context)"},
+    "BigQuery, a seventh value": {"errorMessage": "malformed calls: 1 row refused: calls[0]: expected an array of 6 "
+                                                  "values (pickup_datetime, pickup_longitude, pickup_latitude, "
+                                                  "dropoff_longitude, dropoff_latitude, passenger_count)"},
+}
+
+
+def send(client, how: str, path: str, body: object):
+    if how == "get":
+        return client.get(path)
+    if how == "form":
+        return client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+    return client.post(path, json=body)
+
+
+@pytest.mark.parametrize("place", RANGE_PLACES)
+def test_a_range_anywhere_a_caller_puts_it_is_honoured_or_refused_saying_where_it_goes(client, place):
+    response = send(client, *RANGE_PLACES[place])
+    single = client.get(query(range=80)).get_json()
+    if place in WHERE_IT_GOES:
+        assert (response.status_code, response.get_json()) == (400, WHERE_IT_GOES[place])
+        return
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer = response.get_json()
+    answers = [answer] if "fare" in answer else next(iter(answer.values()))
+    assert answers == [single] * len(answers)  # every ride, the batch's whole length, has the 80% range
+
+
+@pytest.mark.parametrize(("how", "path", "body", "details"), [
+    ("json", "/", {"instances": [RIDE, {**RIDE, "range": 90}], "parameters": {"range": 80}},
+     {"instances[1].range": "90, but parameters.range is 80: a request has one range; give it once, in "
+                            "parameters.range"}),
+    ("json", "/", {"instances": [{**RIDE, "range": 80}, {**RIDE, "range": 90}]},
+     {"instances[1].range": "90, but instances[0].range is 80: a request has one range; give it once, in "
+                            "parameters.range"}),
+    ("json", "/", {"instances": [RIDE], "range": 90, "parameters": {"range": 80}},
+     {"parameters.range": "80, but range is 90: a request has one range; give it once, in parameters.range"}),
+    ("json", "/?range=80", {**RIDE, "range": 90},
+     {"range": "90, but ?range is 80: a request has one range; give it once, in range (or parameters.range)"}),
+    ("json", "/", {**RIDE, "range": 90, "parameters": {"range": 80}},
+     {"parameters.range": "80, but range is 90: a request has one range; give it once, in range (or "
+                          "parameters.range)"}),
+    ("form", "/?range=80", urlencode({**RIDE, "range": 90}),
+     {"range": "90, but ?range is 80: a request has one range; give it once, in range (or parameters.range)"}),
+])
+def test_ranges_that_disagree_are_refused_naming_both_places(client, how, path, body, details):
+    response = send(client, how, path, body)
+    assert (response.status_code, response.get_json()) == (400, {"error": "conflicting ranges", "details": details})
+
+
+def test_bigquery_ranges_that_disagree_are_refused_naming_both_places(client):
+    response = client.post("/?range=80", json={"calls": CALLS, "userDefinedContext": {"range": "90"}})
+    assert response.get_json() == {"errorMessage": "conflicting ranges: userDefinedContext.range: 90, but ?range is "
+                                                   "80: a request has one range; give it once, in "
+                                                   "userDefinedContext.range"}
+
+
+@pytest.mark.parametrize(("body", "key", "reason"), [
+    ({"instances": [RIDE], "rnage": 80}, "rnage",
+     "unknown (did you mean range?): a batch takes only instances, parameters, range"),
+    ({"instances": [RIDE], "paramters": {"range": 80}}, "paramters",
+     "unknown (did you mean parameters?): a batch takes only instances, parameters, range"),
+    ({"instances": [RIDE], "signature_name": "serving_default"}, "signature_name",
+     "unknown: a batch takes only instances, parameters, range"),
+    ({"instances": [RIDE], "parameters": {"Range": 80}}, "parameters.Range",
+     "unknown (did you mean range?): parameters takes only range"),
+    ({"instances": [RIDE], "parameters": {"seed": 1}}, "parameters.seed", "unknown: parameters takes only range"),
+    ({**RIDE, "parameters": {"rang": 80}}, "parameters.rang",
+     "unknown (did you mean range?): parameters takes only range"),
+    ({"instances": [{**RIDE, "parameters": {"x": 1}}]}, "instances[0].parameters.x",
+     "unknown: instances[0].parameters takes only range"),
+])
+def test_unknown_options_are_refused_naming_the_key(client, body, key, reason):
+    response = client.post("/", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["details"] == {key: reason}
+
+
+def test_unknown_keys_in_the_bigquery_context_are_refused_but_not_beside_calls(client):
+    response = client.post("/", json={"calls": CALLS, "userDefinedContext": {"rnage": "80"}})
+    assert response.get_json() == {"errorMessage": "unknown keys in userDefinedContext: userDefinedContext.rnage: "
+                                                   "unknown (did you mean range?): userDefinedContext takes only range"}
+    google_may_add = {"requestId": "r", "caller": "c", "sessionUser": "s", "someFieldGoogleAddsLater": {"a": 1}}
+    replies = client.post("/", json={"calls": CALLS, **google_may_add}).get_json()
+    assert replies == {"replies": [fare_of(client, query())]}
+
+
+@pytest.mark.parametrize("holder", [80, "80", [80], None])
+def test_options_must_be_an_object(client, holder):
+    response = client.post("/", json={"instances": [RIDE], "parameters": holder})
+    if holder is None:  # JSON null: no options
+        assert response.get_json() == {"predictions": [fare_of(client, query())]}
+        return
+    assert response.status_code == 400
+    assert response.get_json()["details"]["parameters"].endswith('; expected e.g. {"range": 80}')

@@ -26,15 +26,30 @@ def test_batch_parse_equals_one_by_one(suffix):
 @pytest.mark.parametrize("batch", [
     ["2013-07-06T17:18:00Z"], ["2013-07-06T17:18:00-04:00"], ["2013-07-06 17:18:00 UTC", "2013-07-06 17:18:00"],
     ["2013-02-30 10:00:00"], ["1999-07-06 17:18:00"], ["tomorrow"], [17], ["2013-07-06T17:18-04"],
-    ["2013"], ["2013-07"], ["2013-07-06 17"], ["2013-07-06 17:18:00.5"],
+    ["2013"], ["2013-07"], ["2013-07-06 17"], ["2013-07-06 17:18:00.5"], ["2013-07-06 17:18:00", "2013-07-06"],
 ])
 def test_batches_it_cannot_vouch_for_are_left_to_the_one_by_one_parser(batch):
     assert parse_pickup_datetimes(batch) is None
 
 
-def test_partial_times_are_accepted_like_fromisoformat():
-    assert parse_pickup_datetimes(["2013-07-06 17:18", "2013-07-06"]).tolist() == [
-        parse_pickup_datetime("2013-07-06 17:18"), parse_pickup_datetime("2013-07-06")]
+def test_a_time_without_seconds_is_accepted_like_fromisoformat():
+    assert parse_pickup_datetimes(["2013-07-06 17:18", "2013-07-06T00:00"]).tolist() == [
+        parse_pickup_datetime("2013-07-06 17:18:00"), parse_pickup_datetime("2013-07-06 00:00:00")]
+
+
+@pytest.mark.parametrize("day", ["2013-07-06", "20130706", "2013-W27-6", "2013-07-06 UTC"])
+def test_a_date_alone_is_refused_asking_for_the_time(day):
+    with pytest.raises(RideTimeError) as refused:
+        parse_pickup_datetime(day)
+    assert str(refused.value) == (f'a date without a time: "{day.removesuffix(" UTC")}" (fares depend on the hour: '
+                                  'add it, e.g. "2013-07-06 00:00:00")')
+
+
+@pytest.mark.parametrize("midnight", ["2013-07-06 00:00:00", "2013-07-06T00:00", "2013-07-06T00",
+                                      "2013-07-06 00:00 UTC", "2013-07-06T00:00:00-04:00", "2013-07-06T00:00:00Z"])
+def test_a_midnight_written_out_is_priced(midnight):
+    assert parse_pickup_datetime(midnight) == parse_pickup_datetime("2013-07-06 00:00:00") + {
+        "2013-07-06 00:00 UTC": -4 * 3600, "2013-07-06T00:00:00Z": -4 * 3600}.get(midnight, 0)
 
 
 @pytest.mark.parametrize(("text", "utc"), [

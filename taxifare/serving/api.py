@@ -14,11 +14,18 @@ from flask import Request, Response
 from taxifare.model.fare_model import FareModel
 from taxifare.serving.docs_page import boroughs_asset, docs_html, leaflet_asset
 from taxifare.serving.json_log import log_event, log_request
+from taxifare.serving.lingering_close import linger_after
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
 from taxifare.serving.request_parsing import RANGE_FIELD, RequestError, Shape, finish_body, parse_ride_request
 from taxifare.serving.responses import GEOJSON_TYPE, error_response, html_response, json_response, preflight_response
-from taxifare.serving.validation import AREA_PATH, InvalidRides, check_service_area, validate_records
+from taxifare.serving.validation import (
+    AREA_PATH,
+    MAX_REPORTED_ERRORS,
+    InvalidRides,
+    check_service_area,
+    validate_records,
+)
 
 GREETING = {"greeting": "Hello"}
 UNAVAILABLE = "model unavailable, retry shortly"
@@ -39,7 +46,9 @@ def handle(request: Request, store: ModelStore) -> Response:
         log_event("ERROR", f"unhandled error on {request.method} {request.path}", with_traceback=True)
         response, error = error_response(500, "internal error"), type(unexpected).__name__
     finally:
-        finish_body(request)
+        body_left = finish_body(request)
+    if body_left:  # refused before it was read (a 413), or never wanted: let the client finish, then close
+        linger_after(response, request.environ)
     model = store.loaded
     log_request(request, response.status_code, time.perf_counter() - started, model and model.version, rows, error)
     return response
@@ -83,9 +92,10 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
         check_service_area(loaded.model.service_area, columns, rides.row_label)
         answers = price(loaded.model, columns, rides.coverage, shape)
     except RequestError as refused:
-        return refusal(refused.status, refused.message, refused.details, refused.shape), 0
+        return refusal(refused.status, refused.message, refused.details, refused.shape,
+                       refused_rows=refused.refused_rows), 0
     except InvalidRides as invalid:
-        return refusal(400, "invalid ride fields", invalid.details, shape), 0
+        return refusal(400, "invalid ride fields", invalid.details, shape, refused_rows=invalid.refused_rows), 0
     except ModelUnavailable as down:
         return refusal(503, UNAVAILABLE, {"model": down.reason}, shape, retry_after(down)), 0
     if shape is not Shape.SINGLE:
@@ -114,12 +124,22 @@ def retry_after(down: ModelUnavailable) -> dict[str, str]:
 
 
 def refusal(status: int, message: str, details: dict[str, str], shape: Shape,
-            headers: dict[str, str] | None = None) -> Response:
-    """An error in the caller's convention: BigQuery wants {"errorMessage"}, everyone else our error body."""
+            headers: dict[str, str] | None = None, refused_rows: int | None = None) -> Response:
+    """An error in the caller's convention: BigQuery wants {"errorMessage"}, everyone else our error body.
+
+    A batch refused row by row says how many rows were refused in all, and that only the first
+    MAX_REPORTED_ERRORS errors are listed when that many are: in the message (BigQuery's too) and,
+    as a number, in "refused_rows".
+    """
+    if refused_rows is not None and shape is not Shape.SINGLE:
+        listed = f"; only the first {len(details)} errors are listed" if len(details) >= MAX_REPORTED_ERRORS else ""
+        message = f"{message}: {refused_rows:,} {'row' if refused_rows == 1 else 'rows'} refused{listed}"
+    else:
+        refused_rows = None
     if shape is Shape.BIGQUERY:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in details.items())
         return json_response({"errorMessage": f"{message}: {reasons}" if reasons else message}, status, headers)
-    return error_response(status, message, details, headers)
+    return error_response(status, message, details, headers, refused_rows)
 
 
 def health(store: ModelStore) -> Response:

@@ -15,19 +15,26 @@ from taxifare.serving.request_parsing import (
     MAX_FIELDS,
     MAX_QUERY_BYTES,
     MAX_ROWS,
+    PARAMETERS,
     RANGE_FIELD,
 )
 from taxifare.serving.examples import AIRPORT_FARE, AIRPORT_RIDE, EXAMPLE_FARE, EXAMPLE_RANGE, EXAMPLE_RIDE, as_call
 from taxifare.serving.ride_time import EXAMPLE
-from taxifare.serving.validation import ALIASES, AREA_PATH
-DATETIME_HELP = ("Pickup time. Naive = New York local time; ' UTC' suffix = UTC (Kaggle format); ISO 8601 with 'T', "
-                 "an offset or 'Z' accepted. DST: a time in the spring gap keeps the pre-jump offset, an ambiguous "
-                 "autumn time is its first (EDT) occurrence. Years 2009-2099; rides after the serving model's last "
-                 "training ride (GET /model: data.pickup_times.last) are priced at the rates of the data's last "
+from taxifare.serving.validation import ALIASES, AREA_PATH, MAX_REPORTED_ERRORS
+
+DATETIME_HELP = ("Pickup date and time. Naive = New York local time; ' UTC' suffix = UTC (Kaggle format); ISO 8601 "
+                 "with 'T', an offset or 'Z' accepted. A date alone is refused (fares depend on the hour): write "
+                 "midnight out, '2013-07-06 00:00:00'. DST: a time in the spring gap keeps the pre-jump offset, an "
+                 "ambiguous autumn time is its first (EDT) occurrence. Years 2009-2099; rides after the serving model's "
+                 "last training ride (GET /model: data.pickup_times.last) are priced at the rates of the data's last "
                  "months.")
 RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range holds 80% of real fares, calibrated on "
               "held-out rides). The serving model's choices are in /model's range_coverages (50, 80, 90 and 95 by "
-              "default); without it the answer is the fare alone.")
+              "default); without it the answer is the fare alone. One range a request, given anywhere a caller would "
+              "put it: a ride's 'range' (query, form, JSON) or its 'parameters': {'range'}; a batch's "
+              "'parameters': {'range'} (Vertex AI), 'range' beside 'instances', or 'range' in instances (those that "
+              "give it must agree; every ride then gets a range); BigQuery's userDefinedContext.range; or '?range=' "
+              "in the URL of any POST. Places that disagree, or a misspelt option ('rnage'), are a 400.")
 RANGE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 99, "description": RANGE_HELP, "example": 80}
 KSERVE_MODEL = {"name": "model", "in": "path", "required": True, "description": "any model name (KServe v1 style)",
                 "schema": {"type": "string", "pattern": r"^[\w.-]+$", "example": "taxifare"}}
@@ -72,8 +79,10 @@ ERROR_EXAMPLES = {
                   f"(the area: {AREA_PATH})"}},
     404: {"error": "no such endpoint: /v1/models/my model:predict", "details": {"path": "see /docs for the API"}},
     405: {"error": "method DELETE is not allowed on /predict", "details": {"method": "use GET, POST, OPTIONS"}},
-    413: {"error": "a body of 9,000,000 bytes is over the limit of 3,145,728 bytes",
-          "details": {"body": "at most 3,145,728 bytes"}},
+    413: {"error": f"a body of 9,000,000 bytes is over the limit of {MAX_BODY_BYTES:,} bytes: one request takes at "
+                   f"most {MAX_ROWS:,} rides",
+          "details": {"body": f"at most {MAX_BODY_BYTES:,} bytes; split the rides into requests of at most "
+                              f"{MAX_ROWS:,}"}},
     414: {"error": "query string too long", "details": {"query_string": "20,000 bytes, at most 16,384"}},
     503: {"error": "model unavailable, retry shortly", "details": {"model": "model file not found at the configured "
                                                                             "MODEL_URI"}},
@@ -83,11 +92,14 @@ ERROR_EXAMPLES = {
 def _errors(*statuses: int) -> dict:
     meaning = {400: f"invalid input: the details name each field and reason (also: a pickup or dropoff outside the "
                     f"model's service area, more than {MAX_FIELDS} fields, a key given twice, a control character, a "
-                    "body that could not be read)",
+                    "body that could not be read, an unknown key beside instances or in parameters / "
+                    "userDefinedContext, ranges that disagree); a batch lists its first "
+                    f"{MAX_REPORTED_ERRORS} errors and counts every refused row in refused_rows",
                404: "no such endpoint: a model name other than letters, digits, '.', '_' and '-'",
                405: "method not allowed",
                413: f"body over {MAX_BODY_BYTES:,} bytes, more than {MAX_ROWS:,} rides, or more JSON objects or "
-                    "values than that many rides need",
+                    "values than that many rides need: split the batch (the answer comes before the body is read, "
+                    "and the client may finish sending it)",
                414: f"query string over {MAX_QUERY_BYTES:,} bytes",
                503: "model unavailable; retry after the Retry-After seconds"}
     retry = {"Retry-After": {"description": "seconds until the model is retried", "schema": {"type": "integer"}}}
@@ -195,18 +207,23 @@ def openapi_spec() -> dict:
                 "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         },
         "components": {"schemas": {
-            "Ride": {"type": "object", "properties": {**_ride_properties(), RANGE_FIELD: RANGE_SCHEMA},
-                     "required": list(INPUT_COLUMNS)},
-            "Instances": {"type": "object", "required": ["instances"], "properties": {
+            "Ride": {"type": "object", "properties": {**_ride_properties(), RANGE_FIELD: RANGE_SCHEMA,
+                                                      PARAMETERS: _ref("Parameters")},
+                     "required": list(INPUT_COLUMNS),
+                     "description": "Other fields are ignored (the bootcamp's key), except a misspelt option: 400"},
+            "Parameters": {"type": "object", "properties": {RANGE_FIELD: RANGE_SCHEMA}, "additionalProperties": False},
+            "Instances": {"type": "object", "required": ["instances"], "additionalProperties": False, "properties": {
                 "instances": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": _ref("Ride")},
-                "parameters": {"type": "object", "properties": {RANGE_FIELD: RANGE_SCHEMA}}}},
+                "parameters": _ref("Parameters"), RANGE_FIELD: RANGE_SCHEMA}},
             "BigQueryCalls": {"type": "object", "required": ["calls"], "properties": {
                 "requestId": {"type": "string"},
                 "calls": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {
                     "type": "array", "minItems": 6, "maxItems": 6, "description": "[" + ", ".join(INPUT_COLUMNS) + "]"}},
-                "userDefinedContext": {"type": "object", "properties": {RANGE_FIELD: {
+                "userDefinedContext": {"type": "object", "additionalProperties": False, "properties": {RANGE_FIELD: {
                     **RANGE_SCHEMA, "type": "string", "example": "80",
-                    "description": "set by the remote function's user_defined_context (deploy.sh: predict_fare_range)"}}}}},
+                    "description": "set by the remote function's user_defined_context (deploy.sh: "
+                                   "predict_fare_range)"}}}},
+                "description": "Keys other than calls and userDefinedContext are Google's and left alone"},
             "Fare": {"type": "object", "required": ["fare"], "additionalProperties": False,
                      "properties": {"fare": {"type": "number"}}},
             "FareRange": {"type": "object", "required": ["coverage", "low", "high"], "properties": {
@@ -224,6 +241,9 @@ def openapi_spec() -> dict:
                 "model_sha256": {"type": "string"}, "reason": {"type": "string"}}},
             "Error": {"type": "object", "properties": {
                 "error": {"type": "string"}, "details": {"type": "object", "additionalProperties": {"type": "string"}},
+                "refused_rows": {"type": "integer", "minimum": 1, "description": (
+                    f"a batch refused row by row: how many rows were refused in all (details lists the first "
+                    f"{MAX_REPORTED_ERRORS} errors; the error message says so too)")},
                 "errorMessage": {"type": "string", "description": "BigQuery remote-function callers get this instead"}}},
         }},
     }

@@ -1,6 +1,6 @@
 """JSON responses with CORS, so any web page can call the function from a browser.
 
-JSON is written as Python's json module writes it ({"fare": 12.05}) with a final newline, so a
+JSON is written as Python's json module writes it ({"fare": 12.47}) with a final newline, so a
 terminal prompt does not land on the answer's line.
 """
 
@@ -26,9 +26,15 @@ def json_response(body: object, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(status: int, message: str, details: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    """{"error": message, "details": {field: reason}}: what went wrong, and where."""
-    return json_response({"error": message, "details": details or {}}, status, headers)
+                   headers: dict[str, str] | None = None, refused_rows: int | None = None) -> Response:
+    """{"error": message, "details": {field: reason}}: what went wrong, and where.
+
+    A batch refused row by row adds "refused_rows": how many rows were refused in all.
+    """
+    body = {"error": message, "details": details or {}}
+    if refused_rows is not None:
+        body["refused_rows"] = refused_rows
+    return json_response(body, status, headers)
 
 
 def preflight_response(allow: str) -> Response:

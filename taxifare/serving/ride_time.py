@@ -2,13 +2,14 @@
 
 - A naive time ("2013-07-06 17:18:00") is New York wall-clock time, what a rider means.
 - A " UTC" suffix (the Kaggle format), a "Z" or an explicit offset ("-04:00") is taken as given.
+- A date alone ("2013-07-06") is refused: fares depend on the hour, and midnight is a guess.
 - DST is resolved like PEP 495's fold=0, deterministically and never as an error: in the spring gap
   a non-existent time keeps the offset from before the jump (02:30 -> 03:30 EDT); in the autumn
   overlap an ambiguous time is its first occurrence (01:30 -> 01:30 EDT).
 """
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -19,8 +20,8 @@ from taxifare.model.schema import TIMEZONE
 from taxifare.serving.quoting import quoted
 
 NEW_YORK = ZoneInfo(TIMEZONE)
-PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?")
-"""What the batch parser takes: a date, optionally hours:minutes[:seconds]; no zone, no fractions."""
+PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
+"""What the batch parser takes: a date and hours:minutes[:seconds]; no zone, no fractions."""
 UTC_SUFFIX = " UTC"
 FIRST_YEAR, END_YEAR = 2009, 2100
 EXAMPLE = "2013-07-06 17:18:00"
@@ -37,6 +38,8 @@ def parse_pickup_datetime(text: str) -> int:
         moment = datetime.fromisoformat(text.removesuffix(UTC_SUFFIX) if utc else text)
     except ValueError:
         raise RideTimeError(f"not a date and time: {quoted(text)} (expected e.g. {quoted(EXAMPLE)})") from None
+    if not (moment.hour or moment.minute or moment.second or moment.microsecond):
+        _refuse_a_date_alone(text.removesuffix(UTC_SUFFIX) if utc else text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc if utc else NEW_YORK)
     elif utc:
@@ -44,6 +47,16 @@ def parse_pickup_datetime(text: str) -> int:
     if not FIRST_YEAR <= moment.year < END_YEAR:
         raise RideTimeError(f"out of range: {quoted(text)} (rides from {FIRST_YEAR} to {END_YEAR - 1} are priced)")
     return int(moment.timestamp())
+
+
+def _refuse_a_date_alone(text: str) -> None:
+    """A midnight that was not written ("2013-07-06", "20130706", "2013-W27-6"): ask for the time."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return  # a time was written: midnight is what the caller said
+    raise RideTimeError(f"a date without a time: {quoted(text)} (fares depend on the hour: add it, e.g. "
+                        f"{quoted(f'{day.isoformat()} 00:00:00')})")
 
 
 @cache
@@ -55,7 +68,7 @@ def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
     """UTC epoch seconds of many plain times at once, or None to say "parse them one by one".
 
     Batches are priced in one vectorised pass, so their times are too: when every string is a
-    plain "YYYY-MM-DD[ HH:MM[:SS]]" (all with the " UTC" suffix, or none) numpy parses them and the
+    plain "YYYY-MM-DD HH:MM[:SS]" (all with the " UTC" suffix, or none) numpy parses them and the
     zone's offset table converts them, by parse_pickup_datetime's rules. Anything else
     (offsets, "Z", mixed suffixes, bad strings, years outside 2009-2099 as written) returns None.
     """

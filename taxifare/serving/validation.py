@@ -2,10 +2,11 @@
 
 Input is a list of records (field name -> raw value: a query-string str, or a JSON value). The
 output is a dict of numpy columns the model reads directly. Every rejection names the field and
-the reason; a batch reports at most MAX_REPORTED_ERRORS of them, each prefixed with its row.
+the reason; a batch lists the first MAX_REPORTED_ERRORS of them, each prefixed with its row, and
+counts every refused row. Hints (a likely field name, swapped coordinates) are worded only for the
+rows listed: a clean ride pays nothing for them.
 """
 
-import difflib
 import math
 import re
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from taxifare.model.schema import (
     PICKUP_LONGITUDE,
 )
 from taxifare.model.service_area import ServiceArea
+from taxifare.serving.hints import REFUSAL_CUTOFF, closest
 from taxifare.serving.quoting import quoted
 from taxifare.serving.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
 
@@ -37,20 +39,56 @@ RANGES = {PICKUP_LONGITUDE: LONGITUDE_RANGE, PICKUP_LATITUDE: LATITUDE_RANGE,
           DROPOFF_LONGITUDE: LONGITUDE_RANGE, DROPOFF_LATITUDE: LATITUDE_RANGE}
 AREA_NAMES = {LONGITUDE_RANGE: "longitude", LATITUDE_RANGE: "latitude"}
 MAX_REPORTED_ERRORS = 20
+"""Errors listed in one answer: enough to fix a pattern, few enough to read; the count of refused rows is exact."""
 AREA_PATH = "/model/area"
 """Where callers can see the serving model's service area (GeoJSON)."""
 ENDS = (("pickup", "from"), ("dropoff", "to"))
+RANGE_FIELD = "range"
+"""Opt-in: the coverage, in percent, of the fare range to add to the answer ("range=80")."""
+PARAMETERS = "parameters"
+"""Options beside a batch's instances (Vertex AI's name), or beside a JSON ride's fields."""
+RIDE_OPTIONS = (RANGE_FIELD, PARAMETERS)
+"""What a ride may carry beside its fields (request_parsing takes them out before validation). An unknown
+field close to one ("rnage") is a misspelt option and refused: ignoring it would price without the option."""
+OUTSIDE = "outside the NYC service area"
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """A NUL or another control character: parsers such as datetime.fromisoformat ignore some of them."""
 Record = dict[str, object]
 
 
 class InvalidRides(ValueError):
-    """Field errors, keyed "field" (one ride) or "instances[i].field" (a batch)."""
+    """Rides refused: the errors listed, keyed "field" (one ride) or "instances[i].field" (a batch), and
+    how many rows were refused in all (more than the listed errors show once MAX_REPORTED_ERRORS is reached)."""
 
-    def __init__(self, details: dict[str, str]):
+    def __init__(self, details: dict[str, str], refused_rows: int = 1):
         super().__init__("; ".join(f"{name}: {reason}" for name, reason in details.items()))
         self.details = details
+        self.refused_rows = refused_rows
+
+
+class RefusedRows:
+    """Errors collected row by row: the first MAX_REPORTED_ERRORS are listed, every refused row is counted."""
+
+    def __init__(self) -> None:
+        self.details: dict[str, str] = {}
+        self.count = 0
+
+    @property
+    def listing(self) -> bool:
+        """Whether the next refused row's errors are listed (so worth wording, hints included)."""
+        return len(self.details) < MAX_REPORTED_ERRORS
+
+    def add(self, errors: dict[str, str]) -> None:
+        """One refused row's errors, keyed with the row."""
+        self.count += 1
+        for key, reason in errors.items():
+            if not self.listing:
+                break
+            self.details[key] = reason
+
+    def raise_if_any(self) -> None:
+        if self.count:
+            raise InvalidRides(self.details, self.count)
 
 
 def _refuse_control_characters(text: str) -> None:
@@ -79,7 +117,7 @@ def check_coordinate(name: str, value: object) -> float:
     number = _number(value)
     low, high = RANGES[name]
     if not low <= number <= high:
-        raise ValueError(f"outside the NYC service area ({AREA_NAMES[RANGES[name]]} {low} to {high}): {number:g}")
+        raise ValueError(f"{OUTSIDE} ({AREA_NAMES[RANGES[name]]} {low} to {high}): {number:g}")
     return number
 
 
@@ -120,15 +158,50 @@ def canonical_fields(record: Record) -> tuple[Record, dict[str, str]]:
 
 
 KNOWN_FIELDS = (*INPUT_COLUMNS, *ALIASES)
+POINTS = {"pickup": (PICKUP_LATITUDE, PICKUP_LONGITUDE), "dropoff": (DROPOFF_LATITUDE, DROPOFF_LONGITUDE)}
 
 
-def _did_you_mean(missing: str, fields: Record) -> str:
-    """A hint when the ride has an unknown field that looks like the missing one ("pickup_lat")."""
+def misspelt_option(key: str) -> str | None:
+    """The option an unknown ride field misspells ("rnage" -> range), if it is that close to one."""
+    return closest(key, RIDE_OPTIONS, REFUSAL_CUTOFF) if key not in CHECKS and key not in RIDE_OPTIONS else None
+
+
+def _inside(value: object, bounds: tuple[float, float]) -> bool:
+    try:
+        return bounds[0] <= _number(value) <= bounds[1]
+    except ValueError:
+        return False
+
+
+def with_hints(errors: dict[str, str], fields: Record) -> dict[str, str]:
+    """A refused ride's errors with what the caller most likely meant.
+
+    - an unknown field that misspells an option: "rnage": "unknown field: did you mean range?";
+    - a missing field, when an unknown field looks like it: "missing (you sent "passengers": did you
+      mean passenger_count?)"; aliases count ("lng1" -> lon1);
+    - a point whose latitude and longitude are both outside the service area but inside it swapped:
+      one error saying so, instead of one per coordinate.
+    """
+    hinted = dict(errors)
     for given in fields:
-        if given not in KNOWN_FIELDS and (missing.startswith(given) or difflib.get_close_matches(given, [missing],
-                                                                                                  cutoff=0.75)):
-            return f" (you sent {quoted(given)}: did you mean {missing}?)"
-    return ""
+        if given in CHECKS:
+            continue
+        option = misspelt_option(given)
+        if option:
+            hinted[given] = f"unknown field: did you mean {option}?"
+            continue
+        meant = closest(given, KNOWN_FIELDS)
+        name = ALIASES.get(meant, meant)
+        if meant and hinted.get(name) == "missing":
+            hinted[name] = f"missing (you sent {quoted(given)}: did you mean {meant}?)"
+    for point, (latitude, longitude) in POINTS.items():
+        outside = all(hinted.get(name, "").startswith(OUTSIDE) for name in (latitude, longitude))
+        if outside and _inside(fields[latitude], LONGITUDE_RANGE) and _inside(fields[longitude], LATITUDE_RANGE):
+            del hinted[longitude]
+            lat, lon = _number(fields[latitude]), _number(fields[longitude])
+            hinted[latitude] = (f"{point} latitude and longitude look swapped ({lat} is a longitude, {lon} a "
+                                f"latitude): send {latitude}={lon}, {longitude}={lat}")
+    return hinted
 
 
 def validate_records(records: Sequence[Record], row_label: str | None = None) -> dict[str, np.ndarray]:
@@ -172,29 +245,27 @@ def _valid_batch_columns(records: Sequence[Record]) -> dict[str, np.ndarray] | N
 
 
 def _check_each_record(records: Sequence[Record], row_label: str | None) -> dict[str, np.ndarray]:
-    """Field by field, collecting every reason (up to MAX_REPORTED_ERRORS)."""
+    """Field by field, every row: the first MAX_REPORTED_ERRORS reasons listed, every refused row counted."""
     columns = {name: [] for name in INPUT_COLUMNS}
-    errors: dict[str, str] = {}
+    refused = RefusedRows()
     for index, record in enumerate(records):
-        prefix = f"{row_label}[{index}]." if row_label else ""
         fields, row_errors = canonical_fields(record)
         for name in INPUT_COLUMNS:
             if name in row_errors:
                 continue
             if name not in fields:
-                row_errors[name] = "missing" + _did_you_mean(name, fields)
+                row_errors[name] = "missing"
                 continue
             try:
                 columns[name].append(CHECKS[name](fields[name]))
             except ValueError as error:
                 row_errors[name] = str(error)
-        for name, reason in row_errors.items():
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors[prefix + name] = reason
-        if row_errors and len(errors) >= MAX_REPORTED_ERRORS:
-            break
-    if errors:
-        raise InvalidRides(errors)
+        if row_errors or (len(fields) > len(INPUT_COLUMNS) and any(map(misspelt_option, fields))):
+            if refused.listing:
+                row_errors = with_hints(row_errors, fields)
+            prefix = f"{row_label}[{index}]." if row_label else ""
+            refused.add({prefix + name: reason for name, reason in row_errors.items()})
+    refused.raise_if_any()
     return {
         PICKUP_DATETIME: np.array(columns[PICKUP_DATETIME], dtype="datetime64[s]"),
         **{name: np.array(columns[name], dtype=np.float64) for name in RANGES},
@@ -210,16 +281,18 @@ def check_service_area(area: ServiceArea | None, columns: dict[str, np.ndarray],
     """
     if area is None:
         return
-    inside = area.ends_inside(columns)
-    if inside.all():
+    outside = ~area.ends_inside(columns)
+    if not outside.any():
         return
-    errors: dict[str, str] = {}
-    for row, end in zip(*np.nonzero(~inside.T), strict=True):  # row by row, pickup before dropoff
-        if len(errors) == MAX_REPORTED_ERRORS:
-            break
-        name, preposition = ENDS[end]
-        lon, lat = (columns[column][row] for column in COORDINATE_COLUMNS[2 * end:2 * end + 2])
+    refused = RefusedRows()
+    for row in np.flatnonzero(outside.any(axis=0)):  # row by row, pickup before dropoff
         prefix = f"{row_label}[{row}]." if row_label else ""
-        errors[prefix + name] = (f"latitude {lat:g}, longitude {lon:g} is outside the area this model has rides "
-                                 f"{preposition}: it cannot price it (the area: {AREA_PATH})")
-    raise InvalidRides(errors)
+        refused.add({prefix + name: _outside_area(columns, row, end, preposition)
+                     for end, (name, preposition) in enumerate(ENDS) if outside[end, row] and refused.listing})
+    refused.raise_if_any()
+
+
+def _outside_area(columns: dict[str, np.ndarray], row: int, end: int, preposition: str) -> str:
+    lon, lat = (columns[column][row] for column in COORDINATE_COLUMNS[2 * end:2 * end + 2])
+    return (f"latitude {lat:g}, longitude {lon:g} is outside the area this model has rides {preposition}: it cannot "
+            f"price it (the area: {AREA_PATH})")
