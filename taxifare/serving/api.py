@@ -17,7 +17,13 @@ from taxifare.serving.json_log import log_event, log_request
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
 from taxifare.serving.request_parsing import RANGE_FIELD, RequestError, Shape, finish_body, parse_ride_request
-from taxifare.serving.responses import error_response, html_response, json_response, preflight_response
+from taxifare.serving.responses import (
+    MODEL_VERSION_HEADER,
+    error_response,
+    html_response,
+    json_response,
+    preflight_response,
+)
 from taxifare.serving.validation import InvalidRides, validate_records
 
 GREETING = {"greeting": "Hello"}
@@ -30,7 +36,9 @@ PREDICT_ALLOW, PAGE_ALLOW = "GET, POST, OPTIONS", "GET, OPTIONS"
 
 
 def handle(request: Request, store: ModelStore) -> Response:
-    """Answer one request and log it; an unexpected error becomes a plain 500, never a trace."""
+    """Answer one request and log it; an unexpected error becomes a plain 500, never a trace.
+
+    Once the model is loaded every answer carries X-Model-Version, set here so that no handler can forget it."""
     started = time.perf_counter()
     rows, error = 0, None
     try:
@@ -41,6 +49,8 @@ def handle(request: Request, store: ModelStore) -> Response:
     finally:
         finish_body(request)
     model = store.loaded
+    if model is not None:
+        response.headers.add(MODEL_VERSION_HEADER, model.version)
     log_request(request, response.status_code, time.perf_counter() - started, model and model.version, rows, error)
     return response
 
