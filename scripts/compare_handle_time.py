@@ -3,9 +3,9 @@
 A change to the request path must not make the single GET slower. This measures exactly that code,
 without the server and the network: each tree (this checkout, and REF from `git archive`) runs in a
 worker process of its own, loads the same model, and answers the same GET inside a Flask request
-context; the parent asks the two workers for batches in turn, so noise on a busy machine hits both
-alike. It prints the median, p10 and p90 of every timing, and the median of the per-round differences
-(this tree's batch median minus the base's in the same round), which drift on a shared machine cancels.
+context. The parent asks the two workers for batches in turn, each going first every other round, so
+noise on a busy machine hits both alike. It prints the median, p10 and p90 of every timing, and the
+median of the per-round differences (this tree's batch median minus the base's in the same round).
 
     .venv/bin/python scripts/compare_handle_time.py --base main --model models/model.joblib
 """
@@ -86,15 +86,16 @@ def main() -> None:
                    for name, tree in trees.items()}
         times: dict[str, list[float]] = {name: [] for name in workers}
         differences = []
-        for _ in range(args.rounds):
-            medians = []
-            for name, process in workers.items():
-                process.stdin.write(f"{args.batch}\n")
-                process.stdin.flush()
-                batch = json.loads(process.stdout.readline())
+        for round_number in range(args.rounds):
+            medians = {}
+            order = list(workers) if round_number % 2 == 0 else list(reversed(workers))  # neither always goes first
+            for name in order:
+                workers[name].stdin.write(f"{args.batch}\n")
+                workers[name].stdin.flush()
+                batch = json.loads(workers[name].stdout.readline())
                 times[name] += batch
-                medians.append(statistics.median(batch))
-            differences.append(medians[1] - medians[0])
+                medians[name] = statistics.median(batch)
+            differences.append(medians["this tree"] - medians[args.base])
         for process in workers.values():
             process.stdin.close()
             process.wait()
