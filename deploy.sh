@@ -407,11 +407,14 @@ deploy_run() {
 }
 
 # After a plain deploy: all traffic to the new revision (a canary or a rollback pinned it to
-# another one), and the revision that served before tagged stable, for rollback.
+# another one), the revision that served before tagged stable, for rollback, and no candidate
+# left to promote. Other tags stay.
 serve_latest() {
+  local untag=()
   [[ -n $SERVING ]] || return 0 # a new service: it serves its only revision
+  [[ -z $CANDIDATE ]] || untag=(--remove-tags="$CANDIDATE_TAG")
   run_cmd gcloud run services update-traffic "$SERVICE_NAME" "${WHERE[@]}" --to-latest \
-    --set-tags="$STABLE_TAG=$SERVING"
+    --update-tags="$STABLE_TAG=$SERVING" "${untag[@]}"
   info "$SERVING, which served before, is tagged $STABLE_TAG: ./deploy.sh rollback returns to it"
 }
 

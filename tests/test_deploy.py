@@ -742,10 +742,10 @@ def test_rollback_after_a_promote_returns_to_the_revision_that_served_before(tmp
 
 def test_the_recorded_traffic_changes_pass_the_gcloud_parser(tmp_path):
     require_gcloud()
-    cloud = FakeCloud(tmp_path, ROLLING)
-    for step in (["shift", "30"], ["promote"], ["rollback"]):
-        assert cloud.deploy(*step).returncode == 0
-    for line in cloud.changes():
+    cloud = FakeCloud(tmp_path, ROLLING, model=b"model bytes")
+    for step in (["shift", "30"], ["promote"], ["rollback"], ["run"]):
+        assert cloud.deploy(*step, MODEL_URI="gs://b/models/v2/model.joblib").returncode == 0
+    for line in [line for line in cloud.changes() if "update-traffic" in line]:
         proc = subprocess.run([GCLOUD, *shlex.split(line)[1:]], env=offline_cli_env(tmp_path), capture_output=True,
                               text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert proc.returncode != 2 and "active account" in proc.stderr, proc.stderr
@@ -821,7 +821,8 @@ def test_a_plain_deploy_over_a_running_service_tags_the_one_it_replaces(tmp_path
     assert proc.returncode == 0, proc.stderr
     deploy, serve = [line for line in cloud.changes() if "deploy" in line or "update-traffic" in line]
     assert deploy.startswith("gcloud run deploy taxifare ")
-    assert traffic_flags(serve) == {"--to-latest": None, "--set-tags": "stable=taxifare-00001-old"}
+    assert traffic_flags(serve) == {"--to-latest": None, "--update-tags": "stable=taxifare-00001-old",
+                                    "--remove-tags": "candidate"}  # other tags stay
 
 
 # --- deploy safety: the model must be where MODEL_URI says, with the pinned bytes -------------
