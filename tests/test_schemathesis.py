@@ -1,9 +1,9 @@
 """Schemathesis against the function's own /openapi.json, on a real functions-framework server.
 
 Every documented operation gets generated requests, both ones that match the schema (positive) and
-ones that break it (negative); each response must be no 5xx, carry a documented status code and
-content type, and match the documented response schema. The schema is fetched from the live server,
-so what is tested is what /docs shows callers.
+ones that break it (negative); each response must be no 5xx, carry a documented status code, content
+type and required headers (X-Model-Version), and match the documented response schema. The schema is
+fetched from the live server, so what is tested is what /docs shows callers.
 
 Why not `schemathesis.pytest.from_fixture(...).parametrize()`: schemathesis 4.32.5's lazy loader
 sets `request.node._nodeid`, which pytest 9 no longer has (AttributeError before any request is
@@ -20,13 +20,15 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
 from taxifare.serving.openapi import openapi_spec
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
 MAX_EXAMPLES = 60  # per operation and mode: ~1 s each on top of the shared model training
 SPEC_PATHS = openapi_spec()["paths"]
 SCHEMA_PATH = "/openapi.json"

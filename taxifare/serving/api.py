@@ -18,7 +18,14 @@ from taxifare.serving.lingering_close import linger_after
 from taxifare.serving.model_store import ModelStore, ModelUnavailable
 from taxifare.serving.openapi import openapi_spec
 from taxifare.serving.request_parsing import RANGE_FIELD, RequestError, Shape, finish_body, parse_ride_request
-from taxifare.serving.responses import GEOJSON_TYPE, error_response, html_response, json_response, preflight_response
+from taxifare.serving.responses import (
+    GEOJSON_TYPE,
+    MODEL_VERSION_HEADER,
+    error_response,
+    html_response,
+    json_response,
+    preflight_response,
+)
 from taxifare.serving.validation import (
     AREA_PATH,
     MAX_REPORTED_ERRORS,
@@ -37,7 +44,9 @@ PREDICT_ALLOW, PAGE_ALLOW = "GET, POST, OPTIONS", "GET, OPTIONS"
 
 
 def handle(request: Request, store: ModelStore) -> Response:
-    """Answer one request and log it; an unexpected error becomes a plain 500, never a trace."""
+    """Answer one request and log it; an unexpected error becomes a plain 500, never a trace.
+
+    Once the model is loaded every answer carries X-Model-Version, set here so that no handler can forget it."""
     started = time.perf_counter()
     rows, error = 0, None
     try:
@@ -50,6 +59,8 @@ def handle(request: Request, store: ModelStore) -> Response:
     if body_left:  # refused before it was read (a 413), or never wanted: let the client finish, then close
         linger_after(response, request.environ)
     model = store.loaded
+    if model is not None:
+        response.headers.add(MODEL_VERSION_HEADER, model.version)
     log_request(request, response.status_code, time.perf_counter() - started, model and model.version, rows, error)
     return response
 

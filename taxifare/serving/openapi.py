@@ -19,6 +19,7 @@ from taxifare.serving.request_parsing import (
     RANGE_FIELD,
 )
 from taxifare.serving.examples import AIRPORT_FARE, AIRPORT_RIDE, EXAMPLE_FARE, EXAMPLE_RANGE, EXAMPLE_RIDE, as_call
+from taxifare.serving.responses import MODEL_VERSION_HEADER
 from taxifare.serving.ride_time import EXAMPLE
 from taxifare.serving.validation import ALIASES, AREA_PATH, MAX_REPORTED_ERRORS
 
@@ -36,6 +37,7 @@ RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range ho
               "give it must agree; every ride then gets a range); BigQuery's userDefinedContext.range; or '?range=' "
               "in the URL of any POST. Places that disagree, or a misspelt option ('rnage'), are a 400.")
 RANGE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 99, "description": RANGE_HELP, "example": 80}
+EXAMPLE_VERSION = "20261127-231506-19c3e72d"
 KSERVE_MODEL = {"name": "model", "in": "path", "required": True, "description": "any model name (KServe v1 style)",
                 "schema": {"type": "string", "pattern": r"^[\w.-]+$", "example": "taxifare"}}
 
@@ -66,6 +68,14 @@ def _ride_properties() -> dict:
                             "description": f"whole number {PASSENGER_RANGE[0]}-{PASSENGER_RANGE[1]}",
                             "minimum": PASSENGER_RANGE[0], "maximum": PASSENGER_RANGE[1], "example": 1},
     }
+
+
+def _model_version(required: bool) -> dict:
+    """The X-Model-Version response header: on every answer from an instance that has loaded its model."""
+    when = "" if required else "; present once the instance has loaded its model (not before: 503)"
+    return {MODEL_VERSION_HEADER: {
+        "description": f"the version of the model that answered (model.json's model_version, as /health shows it){when}",
+        "required": required, "schema": {"type": "string", "example": EXAMPLE_VERSION}}}
 
 
 def _json(schema: dict, examples: dict | None = None) -> dict:
@@ -107,7 +117,7 @@ def _errors(*statuses: int) -> dict:
     if 400 in examples:
         examples[400]["outside the service area"] = _example("a pickup in the Atlantic", ERROR_EXAMPLES["outside"])
     return {str(s): {"description": meaning[s], "content": _json(_ref("Error"), examples[s]),
-                     **({"headers": retry} if s == 503 else {})}
+                     "headers": retry if s == 503 else _model_version(required=False)}
             for s in statuses}
 
 
@@ -150,15 +160,18 @@ POST_ANSWERS = {
 @cache
 def openapi_spec() -> dict:
     """The whole document (built once)."""
+    priced = _model_version(required=True)
     fare = {"200": {"description": "the predicted fare in US dollars (and its range, when asked for)",
-                    "content": _json({"oneOf": [_ref("Fare"), _ref("FareWithRange")]}, FARE_ANSWERS)}}
+                    "content": _json({"oneOf": [_ref("Fare"), _ref("FareWithRange")]}, FARE_ANSWERS),
+                    "headers": priced}}
     post_body = {"required": True, "content": {
         **_json({"oneOf": [_ref("Ride"), _ref("Instances"), _ref("BigQueryCalls")]}, POST_EXAMPLES),
         FORM_TYPE: {"schema": _ref("Ride"), "examples": {"form": _example(
             "One ride as an HTML form posts it", urlencode(EXAMPLE_RIDE))}}}}
     post_responses = {"200": {"description": "a fare, predictions or replies, matching the request's shape",
                               "content": _json({"oneOf": [_ref("Fare"), _ref("FareWithRange"), _ref("Predictions"),
-                                                          _ref("Replies")]}, POST_ANSWERS)},
+                                                          _ref("Replies")]}, POST_ANSWERS),
+                              "headers": priced},
                       **_errors(400, 413, 414, 503)}
     predict_get = {"summary": "Predict one fare from a query string", "parameters": _query_parameters(),
                    "responses": {**fare, **_errors(400, 414, 503)}}
@@ -172,7 +185,8 @@ def openapi_spec() -> dict:
         "paths": {
             "/": {"get": {**predict_get, "summary": 'With no parameters: {"greeting": "Hello"}; with ride fields: a fare',
                           "responses": {"200": {"description": "greeting or fare", "content": _json(
-                              {"oneOf": [_ref("Greeting"), _ref("Fare"), _ref("FareWithRange")]}, greeting)},
+                              {"oneOf": [_ref("Greeting"), _ref("Fare"), _ref("FareWithRange")]}, greeting),
+                              "headers": _model_version(required=False)},
                               **_errors(400, 414, 503)}},
                   "post": predict_post},
             "/predict": {"get": predict_get, "post": predict_post},
@@ -181,25 +195,27 @@ def openapi_spec() -> dict:
                 "requestBody": {"required": True, "content": _json(_ref("Instances"), {
                     key: POST_EXAMPLES[key] for key in ("instances", "instances with ranges")})},
                 "responses": {"200": {"description": "one prediction per instance, in order",
-                                      "content": _json(_ref("Predictions"), {"predictions": POST_ANSWERS["predictions"]})},
+                                      "content": _json(_ref("Predictions"), {"predictions": POST_ANSWERS["predictions"]}),
+                                      "headers": priced},
                               **_errors(400, 404, 413, 414, 503)}}},
             "/health": {"get": {"summary": "Ready to serve?", "responses": {
                 "200": {"description": "model loaded", "content": _json(_ref("Health"), {"ok": _example(
-                    "loaded", {"status": "ok", "model_version": "20261127-231506-19c3e72d",
-                               "model_sha256": "19c3e72d..."})})},
+                    "loaded", {"status": "ok", "model_version": EXAMPLE_VERSION, "model_sha256": "19c3e72d..."})}),
+                        "headers": priced},
                 "503": {"description": "model not loadable yet", "content": _json(_ref("Health"), {"down": _example(
                     "not loaded", {"status": "unavailable", "reason": "model is still loading"})})}}}},
             "/model": {"get": {"summary": "The serving model's metadata (model.json)", "responses": {
-                "200": {"description": "metadata: version, data, features, metrics, range_coverages",
-                        "content": _json({"type": "object"})},
+                "200": {"description": "metadata: version, data (sources, cleaning, first and last pickup time), "
+                                       "features, metrics, range_coverages, service_area, long_trips",
+                        "content": _json({"type": "object"}), "headers": priced},
                 **_errors(503)}}},
             AREA_PATH: {"get": {"summary": "Where the serving model prices rides (GeoJSON)", "responses": {
                 "200": {"description": "a GeoJSON Feature (RFC 7946): a MultiPolygon of the cells the training rides "
                                        "reach, widened and joined with the five boroughs, the three airports and the "
                                        "bootcamp's box; a pickup or dropoff outside it is refused with a 400",
-                        "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                        "content": {"application/geo+json": {"schema": {"type": "object"}}}, "headers": priced},
                 "404": {"description": "a model without a service area (trained before it existed)",
-                        "content": _json(_ref("Error"))},
+                        "content": _json(_ref("Error")), "headers": priced},
                 **_errors(503)}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {
                 "200": {"description": "OpenAPI 3.1", "content": _json({"type": "object"})}}}},

@@ -11,7 +11,9 @@ from flask import Response
 JSON_TYPE = "application/json"
 GEOJSON_TYPE = "application/geo+json"
 """RFC 7946's media type: maps and GIS tools recognise it."""
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+MODEL_VERSION_HEADER = "X-Model-Version"
+"""Which model answered: set on every answer once the instance has its model (api.handle)."""
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": MODEL_VERSION_HEADER}
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
     "Access-Control-Allow-Headers": "Content-Type, Authorization",

@@ -1,4 +1,4 @@
-"""Command line: `python -m taxifare {train,evaluate,synthesize}`.
+"""Command line: `python -m taxifare {train,evaluate,compare,synthesize}`.
 
 `train` with no --data uses the embedded default: the real rides in ../shared/data beside the
 checkout when that folder exists (or TAXIFARE_DATA_DIR), else a synthetic set, said loudly.
@@ -19,6 +19,7 @@ from taxifare.model.loading import MODEL_FILE, ModelFileError, metadata_uri
 from taxifare.model.schema import FARE
 from taxifare.training.artifacts import ModelVersionError, load_predictor, upload_model
 from taxifare.training.cleaning import clean_rides
+from taxifare.training.comparison import BOOTSTRAP_SAMPLES, DEFAULT_COVERAGE, Outcome, compare, format_comparison
 from taxifare.training.data import LoadedRides, read_rides, rides_from_frame
 from taxifare.training.evaluation import format_table, score, short_rides
 from taxifare.training.synthetic import SOURCE_NAME, generate_rides
@@ -80,11 +81,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def read_predictor(uri: str) -> object:
+    """A model.joblib or pipeline.joblib, local or gs://; anything else is one clear error naming the file."""
     try:
-        predictor = load_predictor(storage.read_bytes(args.model))
+        return load_predictor(storage.read_bytes(uri))
     except ModelFileError as error:
-        raise ValueError(f"{args.model}: {error}") from None
+        raise ValueError(f"{uri}: {error}") from None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    predictor = read_predictor(args.model)
     for source in trained_on(args.model, args.data):
         print(f"warning: {source} was part of this model's training data (its model.json says so): the scores "
               "below are optimistic; evaluate on rides the model has not seen", file=sys.stderr)
@@ -94,6 +100,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{len(y):,} valid rides, {short.sum():,} under 100 m (cleaning: {cleaned.counts})")
     print(format_table({MODEL_NAME: score(y, predictor.predict(cleaned.rides), short)}))
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    uris = [args.reference, *args.others]
+    for uri in uris:
+        seen = trained_on(uri, args.data)
+        if seen and not args.allow_trained_on:
+            raise ValueError(f"{uri} was trained on {', '.join(seen)} (its model.json says so): scores there would "
+                             "flatter it; compare on rides none of the models has seen, or pass --allow-trained-on")
+        if seen:
+            print(f"warning: {uri} was trained on {', '.join(seen)}: its scores are optimistic", file=sys.stderr)
+    predictors = {chr(ord("A") + index): read_predictor(uri) for index, uri in enumerate(uris)}
+    cleaned = clean_rides(load_training_rides(args, Progress()).rides)
+    fares = cleaned.rides.pop(FARE).to_numpy()
+    comparison = compare(predictors, cleaned.rides, fares, args.range, args.bootstrap, args.seed)
+    print("\n".join(f"{name}  {uri}" for name, uri in zip(predictors, uris)))
+    print(f"{len(fares):,} valid rides (cleaning: {cleaned.counts})\n\n{format_comparison(comparison)}")
+    return comparison.exit_status
 
 
 def trained_on(model_uri: str, sources: Sequence[str]) -> list[str]:
@@ -176,6 +200,30 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a CSV in the Kaggle schema, local or gs://; repeat for several")
     _add_sampling(evaluate)
     evaluate.set_defaults(run=cmd_evaluate)
+
+    compare_models = commands.add_parser(
+        "compare", help="score two or more models on the same rides: is the difference real?",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score models on the same rides (RMSE, MAE, fare-range coverage and width; overall and by\n"
+                    "segment), each against the first with a paired bootstrap 95% interval, and say which is better.",
+        epilog=f"exit status: {Outcome.BETTER} every other model is better than the first\n"
+               f"             {Outcome.NO_DIFFERENCE} no difference the data can show (and none is worse)\n"
+               f"             {Outcome.WORSE} a model is worse than the first\n"
+               "             1 an error, 2 a usage error")
+    compare_models.add_argument("reference", metavar="MODEL", help="the model to compare against (e.g. the serving "
+                                "one): a model.joblib or pipeline.joblib, local or gs://")
+    compare_models.add_argument("others", nargs="+", metavar="OTHER", help="one or more models to set against it")
+    compare_models.add_argument("--data", action="append", required=True, metavar="PATH_OR_URI",
+                                help="rides none of the models was trained on (a CSV, local or gs://; repeat for "
+                                     "several)")
+    compare_models.add_argument("--range", type=whole_number(1), default=DEFAULT_COVERAGE, metavar="PERCENT",
+                                help=f"the fare range scored (default {DEFAULT_COVERAGE})")
+    compare_models.add_argument("--bootstrap", type=whole_number(100), default=BOOTSTRAP_SAMPLES, metavar="N",
+                                help=f"bootstrap resamplings for the intervals (default {BOOTSTRAP_SAMPLES})")
+    compare_models.add_argument("--allow-trained-on", action="store_true",
+                                help="score even on rides a model's model.json lists among its training data")
+    _add_sampling(compare_models)
+    compare_models.set_defaults(run=cmd_compare)
 
     synthesize = commands.add_parser("synthesize", help="write synthetic rides in the Kaggle schema (NYC TLC fares)")
     synthesize.add_argument("--rows", type=whole_number(1), required=True, help="how many rides")
