@@ -1,4 +1,4 @@
-"""Command line: `python -m taxifare {train,evaluate,compare,synthesize}`.
+"""Command line: `python -m taxifare {train,evaluate,compare,explain,synthesize}`.
 
 `train` with no --data uses the embedded default: the real rides in ../shared/data beside the
 checkout when that folder exists (or TAXIFARE_DATA_DIR), else a synthetic set, said loudly.
@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from taxifare.model import storage
 from taxifare.model.loading import MODEL_FILE, ModelFileError, metadata_uri
 from taxifare.model.schema import FARE
+from taxifare.training import explain_command
 from taxifare.training.artifacts import ModelVersionError, load_predictor, upload_model
 from taxifare.training.cleaning import clean_rides
 from taxifare.training.comparison import BOOTSTRAP_SAMPLES, DEFAULT_COVERAGE, Outcome, compare, format_comparison
@@ -130,6 +131,11 @@ def trained_on(model_uri: str, sources: Sequence[str]) -> list[str]:
     return [source for source in sources if public_source(source) in training]
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    print(explain_command.explain_rides(read_predictor(args.model), args))
+    return 0
+
+
 def cmd_synthesize(args: argparse.Namespace) -> int:
     progress = Progress()
     rides = generate_rides(args.rows, seed=args.seed)
@@ -224,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="score even on rides a model's model.json lists among its training data")
     _add_sampling(compare_models)
     compare_models.set_defaults(run=cmd_compare)
+
+    explain = commands.add_parser("explain", help="why each fare: a base and what each group of features adds, as a "
+                                  "table", description=explain_command.__doc__)
+    explain_command.add_explain_arguments(explain)
+    explain.add_argument("--limit", type=whole_number(1), metavar="ROWS", help="explain at most this many rides of --data")
+    explain.set_defaults(run=cmd_explain)
 
     synthesize = commands.add_parser("synthesize", help="write synthetic rides in the Kaggle schema (NYC TLC fares)")
     synthesize.add_argument("--rows", type=whole_number(1), required=True, help="how many rides")

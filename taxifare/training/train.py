@@ -35,6 +35,7 @@ from taxifare.training.evaluation import (
     score_range,
     short_rides,
 )
+from taxifare.training.importance import group_importance
 from taxifare.training.pipeline import (
     N_SHORT_MEMBERS,
     N_TRIP_MODELS,
@@ -167,6 +168,7 @@ def train_and_save(
             "ranges": {str(coverage): {"coverage": round(r.coverage, 4), "mean_width": round(r.mean_width, 2)}
                        for coverage, r in ranges.items()},
         },
+        "importance": group_importance(model, X_test),
         "range_coverages": list(model.range_coverages),
         "fare_bounds": [float(np.min(y)), float(np.max(y))],
         "fit_seconds": round(fit_seconds, 2),
