@@ -8,11 +8,13 @@ MODEL := models/model.joblib
 .PHONY: run test train bench soak audit clean
 
 $(BIN)/python:
+	@echo "taxifare: creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 # requirements.txt is what the deployed function needs; training (make run trains) adds requirements-train.txt.
 $(VENV)/.installed: requirements.txt requirements-train.txt | $(BIN)/python
+	@echo "taxifare: installing the training dependencies into $(VENV) (first run only; about a minute)"
 	$(BIN)/pip install -q -r requirements-train.txt
 	touch $@
 
@@ -21,6 +23,7 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements-train.txt requirements
 	touch $@ $(VENV)/.installed
 
 $(MODEL): | $(VENV)/.installed
+	@echo "taxifare: training $(MODEL) (first run only; about half a minute; \`make train\` retrains)"
 	$(BIN)/python -m taxifare train --out models
 
 ## run: install, train a model on first run, serve the function on $(PORT) (gunicorn)

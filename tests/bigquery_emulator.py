@@ -7,17 +7,16 @@ first installs the copy the `duckdb-extension-spatial` wheel ships, into DuckDB'
 
 import decimal
 import io
+import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 
 from taxifare.training.bigquery_options import EMULATOR_ENV, PROJECT_ENV, STORAGE_EMULATOR_ENV
-from tests.gcs_emulator import free_port
+from tests.gcs_emulator import free_port, wait_until_answering
 
 PROJECT = "taxifare-test"
 DATASET = "rides"
@@ -54,13 +53,8 @@ class BigQueryEmulator:
             [str(Path(sys.executable).parent / "bqemulator"), "start", "--rest-port", str(self.rest_port),
              "--grpc-port", str(self.grpc_port), "--project", PROJECT, "--log-level", "warning"],
             stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
+        if wait_until_answering(f"{self.url}/healthz", timeout=60, alive=lambda: self.process.poll() is None):
+            return self
         self.stop()
         raise RuntimeError(f"bqemulator did not start: {self.log_path.read_text()[-3000:]}")
 
@@ -75,12 +69,12 @@ class BigQueryEmulator:
             self.process = None
 
     def client(self):
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import bigquery
+        return client_for(self.url)
 
-        return bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                               client_options=ClientOptions(api_endpoint=self.url))
+    @staticmethod
+    def client_from_env():
+        """A client of the emulator that EMULATOR_ENV names (in a child process)."""
+        return client_for(f"http://{os.environ[EMULATOR_ENV]}")
 
     def load_csv(self, table: str, csv: bytes, schema: dict[str, str]) -> str:
         """Load CSV bytes (a header line, then rows) into PROJECT.DATASET.table; its bq:// URI."""
@@ -94,6 +88,15 @@ class BigQueryEmulator:
         return f"bq://{PROJECT}.{DATASET}.{table}"
 
 
+def client_for(url: str):
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    return bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                           client_options=ClientOptions(api_endpoint=url))
+
+
 KAGGLE_SCHEMA = {"key": "STRING", "fare_amount": "FLOAT64", "pickup_datetime": "TIMESTAMP",
                  "pickup_longitude": "FLOAT64", "pickup_latitude": "FLOAT64", "dropoff_longitude": "FLOAT64",
                  "dropoff_latitude": "FLOAT64", "passenger_count": "INT64"}
@@ -102,22 +105,33 @@ TLC_SCHEMA = {"vendor_id": "STRING", "pickup_datetime": "DATETIME", "pickup_long
               "passenger_count": "INT64", "fare_amount": "NUMERIC", "tolls_amount": "NUMERIC"}
 
 
-def kaggle_csv(paths: list[str], order_seed: int | None = None) -> bytes:
-    """The CSVs as one Kaggle-schema CSV, rows shuffled when `order_seed` is given."""
-    rides = pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False) for path in paths], ignore_index=True)
+def _read(paths: list[str]) -> pd.DataFrame:
+    """The CSVs' rows as text, exactly as written."""
+    return pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False) for path in paths], ignore_index=True)
+
+
+def kaggle_csv(paths: list[str], order_seed: int | None = None, numeric_points: bool = False) -> bytes:
+    """The CSVs as one Kaggle-schema CSV: rows shuffled when `order_seed` is given; with `numeric_points`, the
+    coordinates as a NUMERIC column holds them (9 decimals: the shared files have float32 ones with 15)."""
+    rides = _read(paths)
     if order_seed is not None:
         rides = rides.sample(frac=1, random_state=order_seed)
+    if numeric_points:
+        rides = rides.assign(**_numeric_points(rides))
     return rides.to_csv(index=False).encode()
+
+
+def _numeric_points(rides: pd.DataFrame) -> dict[str, pd.Series]:
+    return {name: rides[name].map(lambda text: str(decimal.Decimal(text).quantize(NUMERIC_PLACES)))
+            for name in ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")}
 
 
 def tlc_csv(paths: list[str]) -> bytes:
     """The same rides as a TLC yellow-trip table types them: tolls split off, DATETIME pickups, NUMERIC points."""
-    rides = pd.concat([pd.read_csv(path, dtype=str, keep_default_na=False) for path in paths], ignore_index=True)
+    rides = _read(paths)
     fares = rides["fare_amount"].map(decimal.Decimal)
     tolls = fares.map(lambda fare: TOLL if fare >= 10 else decimal.Decimal(0))
-    numeric = {name: rides[name].map(lambda text: str(decimal.Decimal(text).quantize(NUMERIC_PLACES)))
-               for name in ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")}
     tlc = pd.DataFrame({"vendor_id": "VTS", "pickup_datetime": rides["pickup_datetime"].str.removesuffix(" UTC"),
-                        **numeric, "passenger_count": rides["passenger_count"],
+                        **_numeric_points(rides), "passenger_count": rides["passenger_count"],
                         "fare_amount": (fares - tolls).map(str), "tolls_amount": tolls.map(str)})
     return tlc.to_csv(index=False).encode()

@@ -40,8 +40,11 @@ def valid_rides(raw_rides):
 @pytest.fixture(scope="session")
 def trained_model(shared_csvs, tmp_path_factory):
     """(model folder, TrainingResult) of one training run on the 20k shared rides."""
+    from threadpoolctl import threadpool_limits
+
     out = tmp_path_factory.mktemp("model")
-    return out, train_and_save(load_rides(shared_csvs), out)
+    with threadpool_limits(limits=1):  # as the CLI trains: more threads spin against each other on 2 shared cores
+        return out, train_and_save(load_rides(shared_csvs), out)
 
 
 @pytest.fixture

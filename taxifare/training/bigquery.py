@@ -81,27 +81,35 @@ def bigquery_errors(source: str, options: BigQueryOptions, project: str | None) 
         yield
     except DefaultCredentialsError:
         raise NoCredentials(f"no Google credentials to read {source}: {CREDENTIALS_HINT}") from None
-    except (exceptions.Forbidden, exceptions.TooManyRequests) as error:
-        reasons = {item.get("reason") for item in error.errors or [] if isinstance(item, dict)}
-        if reasons & {"quotaExceeded", "rateLimitExceeded"} or isinstance(error, exceptions.TooManyRequests):
-            raise BigQueryError(f"{source}: BigQuery quota exceeded in project {project}: {error.message} (wait and "
-                                "retry, or ask for more quota in the Cloud console's Quotas page)") from None
-        if "bytesBilledLimitExceeded" in reasons:
-            raise BigQueryError(f"{source}: over the --max-gb {options.max_gb:g} cap: {error.message}") from None
-        raise PermissionError(f"{source}: access denied: {error.message}. It needs "
-                              f"{ROLES.format(project=project)}") from None
-    except exceptions.NotFound as error:
-        if options.location and "location" in error.message:
-            raise BigQueryError(f"{source}: not found in location {options.location} ({error.message}): give the "
-                                "dataset's own location with --location, or leave --location out") from None
-        raise FileNotFoundError(f"{source}: not found: {error.message}") from None
-    except exceptions.BadRequest as error:
-        if "location" in error.message.lower():
-            raise BigQueryError(f"{source}: wrong location: {error.message} (give the dataset's location with "
-                                "--location)") from None
-        raise BigQueryError(f"{source}: BigQuery refused the query: {error.message}") from None
     except exceptions.GoogleAPICallError as error:
-        raise BigQueryError(f"{source}: BigQuery answered {error.code}: {error.message}") from None
+        raise _one_line(error, source, options, project) from None
+
+
+def _one_line(error, source: str, options: BigQueryOptions, project: str | None) -> Exception:
+    """What a BigQuery error means for this source, by BigQuery's reason code first, then by HTTP status."""
+    from google.api_core import exceptions
+
+    details = [item for item in error.errors or [] if isinstance(item, dict)]
+    reasons = {item.get("reason") for item in details}
+    said = [item["message"] for item in details if item.get("message")]  # BigQuery's words, without the request
+    message = " ".join(" ".join(said[:1] or [str(error.message)]).split())
+    if "bytesBilledLimitExceeded" in reasons:
+        return BigQueryError(f"{source}: over the --max-gb {options.max_gb:g} cap: {message}")
+    if reasons & {"quotaExceeded", "rateLimitExceeded"} or isinstance(error, exceptions.TooManyRequests):
+        return BigQueryError(f"{source}: BigQuery quota exceeded in project {project}: {message} (wait and retry, or "
+                             "ask for more quota on the Cloud console's Quotas page)")
+    if isinstance(error, exceptions.Forbidden):
+        return PermissionError(f"{source}: access denied: {message}. It needs {ROLES.format(project=project)}")
+    if isinstance(error, exceptions.NotFound):
+        if options.location and "location" in message:
+            return BigQueryError(f"{source}: not found in location {options.location} ({message}): give the "
+                                 "dataset's own location with --location, or leave --location out")
+        return FileNotFoundError(f"{source}: not found: {message}")
+    if isinstance(error, exceptions.BadRequest):
+        if "location" in message.lower():
+            return BigQueryError(f"{source}: wrong location: {message} (give the dataset's location with --location)")
+        return BigQueryError(f"{source}: BigQuery refused the query: {message}")
+    return BigQueryError(f"{source}: BigQuery answered {error.code}: {message}")
 
 
 def _endpoint(host: str) -> str:
@@ -182,11 +190,11 @@ class BigQuerySource:
                 pages = storage_batches(self._storage_client(), job.destination, client.project)
                 first = next(pages, None)
             except (ImportError, exceptions.GoogleAPICallError) as error:
-                why = getattr(error, "message", None) or str(error)
+                why = " ".join(str(getattr(error, "message", None) or error).split())
                 if self.options.read_api == "storage":
                     raise BigQueryError(f"{source}: the Storage Read API cannot read the query's result: {why}") from None
-                self.progress(f"{source}: the Storage Read API cannot read the result ({why.splitlines()[0][:120]}): "
-                              "reading it in REST pages")
+                self.progress(f"{source}: the Storage Read API cannot read the result ({why[:120]}): reading it in "
+                              "REST pages")
             else:
                 self.progress(f"{source}: reading through the BigQuery Storage Read API")
                 if first is not None:
@@ -224,20 +232,23 @@ def storage_read_client(credentials: object):
     import grpc
     from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
 
-    channel = grpc.insecure_channel(emulator.removeprefix("http://"))
+    unlimited = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]  # as Google's channel
+    channel = grpc.insecure_channel(emulator.removeprefix("http://"), options=unlimited)
     return BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))
 
 
 def storage_batches(read_client, table, project: str) -> Iterator[object]:
-    """A table's rows through the Storage Read API: one stream, Arrow batches, a page at a time."""
+    """A table's rows through the Storage Read API: one stream, each response one Arrow record batch."""
+    import pyarrow as pa
     from google.cloud.bigquery_storage_v1 import types
 
     session = read_client.create_read_session(
         parent=f"projects/{project}", max_stream_count=1,
         read_session=types.ReadSession(table=table.to_bqstorage(), data_format=types.DataFormat.ARROW))
+    schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
     for stream in session.streams:
-        for page in read_client.read_rows(stream.name).rows(session).pages:
-            yield page.to_arrow()
+        for response in read_client.read_rows(stream.name):
+            yield pa.ipc.read_record_batch(pa.py_buffer(response.arrow_record_batch.serialized_record_batch), schema)
 
 
 def rest_batches(job) -> Iterator[object]:
@@ -268,11 +279,9 @@ def rides_from_batches(batches: Iterable[object], source: str, total: int,
 
 def _frame(batches: list) -> pd.DataFrame:
     """Arrow batches as a rides frame: the Kaggle columns (UTC datetimes) and the cleaning marks."""
-    import pyarrow as pa
-
     if not batches:
         return pd.DataFrame({name: pd.Series(dtype="float64") for name in OUTPUT_COLUMNS})
-    frame = pa.Table.from_batches(batches).to_pandas()
+    frame = pd.concat([batch.to_pandas() for batch in batches], ignore_index=True)
     frame[PICKUP_DATETIME] = pd.to_datetime(frame[PICKUP_DATETIME], utc=True)
     return frame[list(OUTPUT_COLUMNS)]
 

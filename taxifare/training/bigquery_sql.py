@@ -8,8 +8,9 @@ Two table shapes are understood, each as BigQuery types it:
   coordinates: refused, since the model prices points.
 
 The query normalises either shape to the Kaggle columns, keeps the time window, draws a
-deterministic sample from a hash of each row's identity (never RAND(): the same seed selects the
-same rides whatever order the table returns them in), caps the rows, then repairs and marks rows
+deterministic sample from a hash of each row's identity (its `key`, else a canonical string of the
+columns it reads; never RAND(): the same seed selects the same rides whatever order the table
+returns them in), caps the rows (the first by that hash), then repairs and marks rows
 with the cleaning rules compiled from their one definition in cleaning.py.
 """
 
@@ -47,25 +48,27 @@ class SourceShapeError(ValueError):
 
 @dataclass(frozen=True)
 class Shape:
-    """A table layout: the columns it needs, its fare, and what identifies a row for sampling."""
+    """A table layout: the columns it needs and its fare."""
 
     name: str
     columns: tuple[str, ...]
     fare: str
-    identity: str | None
-    """The column that identifies a row; None: a canonical string of the columns read."""
 
 
-KAGGLE = Shape("the Kaggle schema", (KEY, FARE, PICKUP_DATETIME, *COORDINATE_COLUMNS, PASSENGER_COUNT), FARE, KEY)
+KAGGLE = Shape("the Kaggle schema", (FARE, PICKUP_DATETIME, *COORDINATE_COLUMNS, PASSENGER_COUNT), FARE)
 TLC = Shape("an NYC TLC yellow-trip table (fare = fare_amount + tolls_amount)",
-            (FARE, TOLLS, PICKUP_DATETIME, *COORDINATE_COLUMNS, PASSENGER_COUNT), f"{FARE} + {TOLLS}", None)
+            (FARE, TOLLS, PICKUP_DATETIME, *COORDINATE_COLUMNS, PASSENGER_COUNT), f"{FARE} + {TOLLS}")
 SHAPES = (KAGGLE, TLC)
 
 
 def detect_shape(source: str, column_types: dict[str, str]) -> Shape:
-    """The shape of a table or query result from its column types; SourceShapeError naming what is missing."""
+    """The shape of a table or query result from its column types; SourceShapeError naming what is missing.
+
+    A `key` column marks the Kaggle schema (its fare includes tolls); without one, a `tolls_amount`
+    column marks a TLC table; the bootcamp's tables are the Kaggle schema without a key.
+    """
     columns = {name.lower(): kind for name, kind in column_types.items()}
-    for shape in SHAPES:
+    for shape in (TLC, KAGGLE) if TOLLS in columns and KEY not in columns else (KAGGLE, TLC):
         if all(name in columns for name in shape.columns):
             _check_types(source, shape, columns)
             return shape
@@ -82,7 +85,7 @@ def detect_shape(source: str, column_types: dict[str, str]) -> Shape:
 
 def _check_types(source: str, shape: Shape, columns: dict[str, str]) -> None:
     wrong = [f"{name} is {columns[name]}" for name in shape.columns
-             if name not in (KEY, PICKUP_DATETIME) and columns[name] not in NUMBER_TYPES]
+             if name != PICKUP_DATETIME and columns[name] not in NUMBER_TYPES]
     if columns[PICKUP_DATETIME] not in TIME_EXPRESSIONS:
         wrong.append(f"{PICKUP_DATETIME} is {columns[PICKUP_DATETIME]}")
     if wrong:
@@ -101,8 +104,7 @@ def rides_query(source_sql: str, shape: Shape, column_types: dict[str, str], sel
                 limit: int | None) -> tuple[str, dict[str, object]]:
     """The query and its parameters: the selected rows, repaired, each marked with the first rule it breaks."""
     types = {name.lower(): kind for name, kind in column_types.items()}
-    identity = (f"CAST({shape.identity} AS STRING)" if shape.identity else
-                f"TO_JSON_STRING(STRUCT({', '.join(shape.columns)}))")
+    identity = (f"CAST({KEY} AS STRING)" if KEY in types else f"TO_JSON_STRING(STRUCT({', '.join(shape.columns)}))")
     key = f"CAST({KEY} AS STRING)" if KEY in types else "CAST(NULL AS STRING)"
     numbers = [f"CAST({name} AS FLOAT64) AS {name}" for name in (*COORDINATE_COLUMNS, PASSENGER_COUNT)]
     time = TIME_EXPRESSIONS[types[PICKUP_DATETIME]].format(PICKUP_DATETIME)

@@ -132,31 +132,28 @@ class NotWhole(Predicate):
 
 
 @dataclass(frozen=True)
-class AnyOf(Predicate):
+class _Combination(Predicate):
+    parts: tuple[Predicate, ...]
+    _operator = None
+    _keyword = ""
+
+    def mask(self, rides: pd.DataFrame) -> pd.Series:
+        return functools.reduce(self._operator, [part.mask(rides) for part in self.parts])
+
+    def sql(self) -> str:
+        return "(" + f" {self._keyword} ".join(part.sql() for part in self.parts) + ")"
+
+
+class AnyOf(_Combination):
     """At least one of the parts holds."""
 
-    parts: tuple[Predicate, ...]
-
-    def mask(self, rides: pd.DataFrame) -> pd.Series:
-        masks = [part.mask(rides) for part in self.parts]
-        return functools.reduce(operator.or_, masks)
-
-    def sql(self) -> str:
-        return "(" + " OR ".join(part.sql() for part in self.parts) + ")"
+    _operator, _keyword = staticmethod(operator.or_), "OR"
 
 
-@dataclass(frozen=True)
-class AllOf(Predicate):
+class AllOf(_Combination):
     """Every part holds."""
 
-    parts: tuple[Predicate, ...]
-
-    def mask(self, rides: pd.DataFrame) -> pd.Series:
-        masks = [part.mask(rides) for part in self.parts]
-        return functools.reduce(operator.and_, masks)
-
-    def sql(self) -> str:
-        return "(" + " AND ".join(part.sql() for part in self.parts) + ")"
+    _operator, _keyword = staticmethod(operator.and_), "AND"
 
 
 @dataclass(frozen=True)

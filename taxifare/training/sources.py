@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from taxifare.training.bigquery import BigQuerySource
-from taxifare.training.bigquery_options import BigQueryOptions, is_bigquery_source
+from taxifare.training.bigquery_options import TABLE_SCHEME, BigQueryOptions, is_bigquery_source
+from taxifare.training.bigquery_sql import table_sql
 from taxifare.training.cleaning import CleaningResult, clean_rides, combine
 from taxifare.training.data import CHUNK_ROWS, Selection, read_csv_chunks
 
@@ -23,6 +24,9 @@ def load_rides(
     chunk_rows: int = CHUNK_ROWS,
 ) -> CleaningResult:
     """The cleaned rides of every source, with the cleaning counts and the rows read from each."""
+    for source in sources:  # a malformed table id is refused before any source is read
+        if source.startswith(TABLE_SCHEME):
+            table_sql(source.removeprefix(TABLE_SCHEME))
     rng = np.random.default_rng(selection.seed)
     reader: BigQuerySource | None = None
     parts, read = [], 0
