@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 MODEL := models/model.joblib
 
-.PHONY: run test train bench soak audit clean
+.PHONY: run test train bench bench-bigquery soak audit clean
 
 $(BIN)/python:
 	@echo "taxifare: creating $(VENV)"
@@ -47,6 +47,10 @@ bench: $(VENV)/.dev-installed $(MODEL)
 	$(BIN)/python scripts/benchmark_serving.py
 	$(BIN)/python scripts/benchmark_hostile.py
 	$(BIN)/python scripts/dependency_sizes.py
+
+## bench-bigquery: 1M synthetic rides in a local BigQuery -> trained model: read vs fit time, peak RSS, Storage Read vs REST (~25 min)
+bench-bigquery: $(VENV)/.dev-installed
+	$(BIN)/python scripts/benchmark_bigquery.py
 
 ## soak: 50,000 requests at 16 connections on loopback; errors, p50/p99 and memory over time
 soak: $(VENV)/.dev-installed $(MODEL)

@@ -4,6 +4,10 @@ Each rule names a defect found in the real data, says why such a ride cannot be 
 and drops the rows that have it. Rules run in order and a row is counted under the first rule
 it breaks, so the counts add up to the rows removed. One defect is repaired instead of dropped:
 points whose latitude and longitude were swapped.
+
+Each rule's condition is written once, as small declarative predicates that compile both to a
+pandas mask (clean_rides, for CSV sources) and to GoogleSQL (sql_repaired_columns and
+sql_broken_rule, for BigQuery sources, counted by count_marked): the two paths cannot drift apart.
 """
 
 import functools
@@ -44,7 +48,7 @@ NOT_NUMERIC = {PICKUP_DATETIME}
 class Predicate:
     """A condition on a ride's columns, compiled both to a pandas mask and to a GoogleSQL expression.
 
-    One definition serves the CSV path (pandas) and the BigQuery path (a WHERE clause), so the two can
+    One definition serves the CSV path (pandas) and the BigQuery path (a CASE marking each row), so the two can
     never clean differently. A missing value (NaN, NaT, NULL) makes `Outside` and `NotWhole` true and
     `Equals` and `Inside` false, in pandas and in SQL alike.
     """
