@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # requirements.txt is what the deployed function needs; training (make run trains) adds requirements-train.txt.
 $(VENV)/.installed: requirements.txt requirements-train.txt | $(BIN)/python
-	@echo "taxifare: installing the training dependencies into $(VENV) (first run only; about a minute)"
+	@echo "taxifare: installing the training dependencies into $(VENV) (first run only: about 45 s with a warm pip cache, more when it downloads)"
 	$(BIN)/pip install -q -r requirements-train.txt
 	touch $@
 
@@ -23,7 +23,7 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements-train.txt requirements
 	touch $@ $(VENV)/.installed
 
 $(MODEL): | $(VENV)/.installed
-	@echo "taxifare: training $(MODEL) (first run only; about half a minute; \`make train\` retrains)"
+	@echo "taxifare: training $(MODEL) (first run only: about 20 s; 'make train' retrains)"
 	$(BIN)/python -m taxifare train --out models
 
 ## run: install, train a model on first run, serve the function on $(PORT) (gunicorn)
