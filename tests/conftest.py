@@ -1,7 +1,8 @@
-"""Shared fixtures: the real shared rides, a model trained on them once, a GCS emulator."""
+"""Shared fixtures: the real shared rides, a model trained on them once, GCS and BigQuery emulators."""
 
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from threadpoolctl import threadpool_limits
@@ -10,7 +11,9 @@ from taxifare.serving.model_store import LOADER_THREAD_NAME
 from taxifare.training.cleaning import clean_rides
 from taxifare.training.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
 from taxifare.training.data import read_rides
+from taxifare.training.sources import load_rides
 from taxifare.training.train import train_and_save
+from tests.bigquery_emulator import KAGGLE_SCHEMA, TLC_SCHEMA, BigQueryEmulator, kaggle_csv, tlc_csv
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
 
 threadpool_limits(limits=1, user_api="openmp")
@@ -42,8 +45,11 @@ def valid_rides(raw_rides):
 @pytest.fixture(scope="session")
 def trained_model(shared_csvs, tmp_path_factory):
     """(model folder, TrainingResult) of one training run on the 20k shared rides."""
+    from threadpoolctl import threadpool_limits
+
     out = tmp_path_factory.mktemp("model")
-    return out, train_and_save(read_rides(shared_csvs), out)
+    with threadpool_limits(limits=1):  # as the CLI trains: more threads spin against each other on 2 shared cores
+        return out, train_and_save(load_rides(shared_csvs), out)
 
 
 @pytest.fixture
@@ -53,6 +59,32 @@ def gcs(monkeypatch):
     monkeypatch.setenv(EMULATOR_ENV, emulator.url)
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(shared_csvs):
+    """One local BigQuery for the session, the shared rides loaded three ways.
+
+    `kaggle`: the Kaggle schema, file order; `shuffled`: the same rows in another order; `tlc`: the same
+    rides shaped like an NYC TLC yellow-trip table (tolls apart, DATETIME pickups, NUMERIC coordinates).
+    """
+    emulator = BigQueryEmulator().start()
+    try:
+        emulator.tables = SimpleNamespace(
+            kaggle=emulator.load_csv("kaggle", kaggle_csv(shared_csvs), KAGGLE_SCHEMA),
+            shuffled=emulator.load_csv("shuffled", kaggle_csv(shared_csvs, order_seed=7), KAGGLE_SCHEMA),
+            tlc=emulator.load_csv("tlc", tlc_csv(shared_csvs), TLC_SCHEMA))
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def bigquery(bigquery_emulator, monkeypatch):
+    """The session's local BigQuery, with this process's environment pointing at it."""
+    for name, value in bigquery_emulator.env.items():
+        monkeypatch.setenv(name, value)
+    return bigquery_emulator
 
 
 @pytest.fixture(scope="session")

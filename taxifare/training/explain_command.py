@@ -1,9 +1,5 @@
-"""`taxifare explain`: why each fare, as a table: the base and what each group of features adds, to the cent.
-
-The same breakdowns the API answers with explain=1 (FareModel.explain). Rides come from --ride, a
-query string as GET /predict takes it (the pickup time on New York's clock, or UTC with a " UTC"
-suffix), or from CSVs in the Kaggle schema (UTC times, as the training data; no fare column needed).
-"""
+"""`taxifare explain`: the breakdowns FareModel.explain gives, as a table (taxifare.training.explain_options:
+what the command takes)."""
 
 import argparse
 import re
@@ -18,29 +14,13 @@ from taxifare.model.breakdown import PARTS, FareExplanation
 from taxifare.model.fare_model import FareModel
 from taxifare.model.schema import INPUT_COLUMNS, PASSENGER_COUNT, PICKUP_DATETIME
 from taxifare.training.data import parse_kaggle_datetimes
+from taxifare.training.explain_options import EXAMPLE_RIDE
 from taxifare.training.importance import explainable
 
-EXAMPLE_RIDE = ("pickup_datetime=2013-07-06 17:18:00&pickup_longitude=-73.950655&pickup_latitude=40.783282"
-                "&dropoff_longitude=-73.984365&dropoff_latitude=40.769802&passenger_count=1")
 PICKUP_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
 UTC_SUFFIX = " UTC"
 SHOWN_DIGITS = 4
 """Decimals of a feature's contribution in --features: enough to see the small ones a breakdown rounds away."""
-
-
-def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
-    """The command's own options (the CLI adds --limit)."""
-    parser.add_argument("--model", required=True, metavar="PATH_OR_URI",
-                        help="a model.joblib or pipeline.joblib, local or gs://")
-    rides = parser.add_mutually_exclusive_group(required=True)
-    rides.add_argument("--ride", action="append", metavar="QUERY",
-                       help=f"a ride as GET /predict's query string, e.g. '{EXAMPLE_RIDE}' (the time on New York's "
-                            "clock, or UTC with ' UTC'); repeat for several")
-    rides.add_argument("--data", action="append", metavar="PATH_OR_URI",
-                       help="a CSV of rides in the Kaggle schema (UTC times; no fare needed), local or gs://; repeat "
-                            "for several")
-    parser.add_argument("--features", action="store_true",
-                        help="also list what each engineered feature adds to each fare, most first")
 
 
 def explain_rides(predictor: object, args: argparse.Namespace) -> str:
