@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from taxifare.training.bigquery_options import TABLE_SCHEME  # noqa: E402
-from tests.bigquery_emulator import DATASET, KAGGLE_SCHEMA, PROJECT, BigQueryEmulator  # noqa: E402
+from taxifare.training.bigquery_options import TABLE_SCHEME
+from tests.bigquery_emulator import DATASET, KAGGLE_SCHEMA, PROJECT, BigQueryEmulator
 
 RESULT_TABLE = "rides_result"
 
@@ -100,8 +100,8 @@ def main() -> None:
                 ("  held-out RMSE", f"{metadata['metrics']['fares']['taxifare pipeline']['rmse']:.3f}"),
             ]
 
-            from taxifare.training.bigquery_sql import KAGGLE, rides_query, table_sql
             from taxifare.training.bigquery import query_config
+            from taxifare.training.bigquery_sql import KAGGLE, rides_query, table_sql
             from taxifare.training.data import Selection
 
             sql, params = rides_query(table_sql(uri.removeprefix(TABLE_SCHEME)), KAGGLE, KAGGLE_SCHEMA, Selection(),

@@ -27,8 +27,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scripts.report import print_targets  # noqa: E402
-from tests.raw_http import (  # noqa: E402
+from scripts.report import print_targets
+from tests.raw_http import (
     WORST_CASES,
     at_once,
     exchange,
@@ -38,9 +38,9 @@ from tests.raw_http import (  # noqa: E402
     send_huge,
     worker_memory_mb,
 )
-from tests.servers import FunctionServer  # noqa: E402
-from tests.test_api import RIDE  # noqa: E402
-from tests.test_lingering_close import CLIENTS, RIDES  # noqa: E402
+from tests.servers import FunctionServer
+from tests.test_api import RIDE
+from tests.test_lingering_close import CLIENTS, RIDES
 
 PREDICT = ("/predict?pickup_datetime=2013-07-06%2017:18:00&pickup_longitude=-73.950655&pickup_latitude=40.783282"
            "&dropoff_longitude=-73.984365&dropoff_latitude=40.769802&passenger_count=1")

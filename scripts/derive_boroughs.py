@@ -18,8 +18,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from taxifare.model import geometry, places  # noqa: E402
-from taxifare.training.cli import shared_data_dir  # noqa: E402
+from taxifare.model import geometry, places
+from taxifare.training.cli import shared_data_dir
 
 TOLERANCE_KM = 0.1
 MIN_ISLAND_KM2 = 0.1

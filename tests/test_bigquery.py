@@ -6,7 +6,7 @@ coordinates). What the emulator cannot do is said where it matters: it estimates
 dry run and ignores locations, and its Storage Read API reads tables but not query results.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ from taxifare.training.sources import load_rides
 from taxifare.training.train import CANONICAL_ORDER, train_and_save
 from tests.bigquery_emulator import PROJECT, kaggle_csv
 
-WINDOW = Selection(since=datetime(2012, 1, 1, tzinfo=timezone.utc), until=datetime(2013, 1, 1, tzinfo=timezone.utc))
+WINDOW = Selection(since=datetime(2012, 1, 1, tzinfo=UTC), until=datetime(2013, 1, 1, tzinfo=UTC))
 """A year of the shared rides (about 3,000): enough for a model, small enough to train three of them quickly."""
 
 

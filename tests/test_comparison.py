@@ -72,7 +72,7 @@ def test_a_clearly_worse_model_is_told_apart_segment_by_segment(models, capsys):
         assert f"\n{segment} " in out, segment
     assert "80% held" in out and "RMSE minus A's, 95% interval" in out
     lines = out.splitlines()
-    at = [index for index, line in enumerate(lines) if line.startswith(HEADLINE + " ")][0]
+    at = next(index for index, line in enumerate(lines) if line.startswith(HEADLINE + " "))
     a, b, c = (lines[at + row].removeprefix(HEADLINE).split()[row == 0:] for row in range(3))
     assert a[0] == "A" and a[3].endswith("%") and a[4].startswith("$")  # our model's 80% range: coverage, width
     assert b[0] == "B" and len(b) == 9  # B's scores, then its difference from A and the interval

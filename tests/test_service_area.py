@@ -1,5 +1,6 @@
 """The service area: drawn from the training rides, kept around every place clients send, refused outside."""
 
+import itertools
 import json
 
 import numpy as np
@@ -106,14 +107,14 @@ def ring_contains(rings: list, x: float, y: float) -> bool:
     """Even-odd over every ring of every polygon: GeoJSON's meaning of a MultiPolygon with holes."""
     crossings = 0
     for ring in rings:
-        for (x0, y0), (x1, y1) in zip(ring, ring[1:]):
+        for (x0, y0), (x1, y1) in itertools.pairwise(ring):
             if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
                 crossings += 1
     return crossings % 2 == 1
 
 
 def signed_area(ring: list) -> float:
-    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:])) / 2
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(ring)) / 2
 
 
 @settings(max_examples=150, deadline=None)

@@ -7,6 +7,7 @@ and longitude ranges), each inside the area or not. Training draws it from the r
 Traced into polygons, the same cells are published as GeoJSON for maps and clients.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,13 +143,13 @@ def _trace(steps: dict[Corner, list[Step]], start: Corner) -> Ring:
 
 def _signed_area(ring: Ring) -> float:
     """Shoelace area: positive for counter-clockwise rings."""
-    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:])) / 2
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(ring)) / 2
 
 
 def _encloses(ring: Ring, x: float, y: float) -> bool:
     """Ray casting: whether the point (never on an edge: cell centres are at half-integers) is inside."""
     inside = False
-    for (x0, y0), (x1, y1) in zip(ring, ring[1:]):
+    for (x0, y0), (x1, y1) in itertools.pairwise(ring):
         if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
             inside = not inside
     return inside

@@ -11,6 +11,8 @@ What stays out is where no NYC ride of the training data goes: open ocean, Long 
 Connecticut, upstate New York, eastern Long Island, central New Jersey.
 """
 
+import itertools
+
 import numpy as np
 import pandas as pd
 from scipy import ndimage
@@ -117,7 +119,7 @@ def _in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: list) -> np.ndarray:
     crossings = np.zeros(x.shape, dtype=bool)
     for ring in polygon:
         ring = np.asarray(ring, dtype=np.float64)
-        for (x0, y0), (x1, y1) in zip(ring[:-1], ring[1:], strict=True):
+        for (x0, y0), (x1, y1) in itertools.pairwise(ring):
             if y0 != y1:
                 crossings ^= ((y0 > y) != (y1 > y)) & (x < x0 + (y - y0) * (x1 - x0) / (y1 - y0))
     inside[near] = crossings

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from taxifare.training.bigquery_options import (
@@ -256,7 +256,7 @@ def moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date or time: {text!r} (try 2015-01-01 or "
                                          "'2015-01-01 06:00:00')") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_data_options(parser: argparse.ArgumentParser, seed_help: str) -> None:
