@@ -86,7 +86,7 @@ RIDE_COLUMNS = {"pickup_datetime": np.array([np.datetime64("2013-07-06T21:18:00"
 def test_contributions_equal_shaps_tree_explainer_on_every_shared_ride(model, pipeline, shared_rides):
     """Each segment's ensemble (a bag of scikit-learn models, weighted) against shap on its members, on the rides
     that segment prices; the base against shap's expected value."""
-    shap = pytest.importorskip("shap")
+    import shap  # the reference implementation (requirements-dev.txt); imported here: it loads numba
     regressor = pipeline.named_steps["regressor"]
     X = model.features.compute(shared_rides)
     segment = model.segments_of(X)
