@@ -12,7 +12,7 @@ Steps:
   function   deploy a Cloud Functions gen2 HTTP function (entry point: predict); it serves all traffic
   run        deploy the same function as a Cloud Run service built from source; it serves all traffic
   image      build a container image with buildpacks (gcloud builds submit --pack)
-  bigquery   create BigQuery remote functions predict_fare() and predict_fare_range()
+  bigquery   create BigQuery remote functions predict_fare(), predict_fare_range() and predict_fare_explain()
              calling the service
   smoke URL  check that a deployment, a tag URL or a local server answers like the API should
 
@@ -696,8 +696,10 @@ connection_id() {
 
 # The remote functions: predict_fare returns the fare; predict_fare_range returns
 # JSON {"fare": ..., "range": {"coverage": 80, "low": ..., "high": ...}}, asked
-# for through user_defined_context (RANGE_COVERAGE, default 80).
-ROUTINES=(predict_fare predict_fare_range)
+# for through user_defined_context (RANGE_COVERAGE, default 80);
+# predict_fare_explain returns JSON {"fare": ..., "breakdown": {"base": ...,
+# "distance": ..., ...}}, asked for with user_defined_context explain=true.
+ROUTINES=(predict_fare predict_fare_range predict_fare_explain)
 
 routine_id() {
   printf '%s.%s.%s' "$GCP_PROJECT_ID" "$BQ_DATASET" "$1"
@@ -706,10 +708,16 @@ routine_id() {
 # remote_function_sql ROUTINE URL
 remote_function_sql() {
   local returns=FLOAT64 context=""
-  if [[ $1 == predict_fare_range ]]; then
-    returns=JSON
-    context=", user_defined_context = [(\"range\", \"$RANGE_COVERAGE\")]"
-  fi
+  case $1 in
+    predict_fare_range)
+      returns=JSON
+      context=", user_defined_context = [(\"range\", \"$RANGE_COVERAGE\")]"
+      ;;
+    predict_fare_explain)
+      returns=JSON
+      context=', user_defined_context = [("explain", "true")]'
+      ;;
+  esac
   # shellcheck disable=SC2016 # backticks quote BigQuery identifiers
   printf 'CREATE OR REPLACE FUNCTION `%s`(pickup_datetime STRING, pickup_longitude FLOAT64, pickup_latitude FLOAT64, dropoff_longitude FLOAT64, dropoff_latitude FLOAT64, passenger_count INT64) RETURNS %s REMOTE WITH CONNECTION `%s` OPTIONS (endpoint = "%s", max_batching_rows = 1000%s)' \
     "$(routine_id "$1")" "$returns" "$(connection_id)" "$2" "$context"
@@ -761,6 +769,8 @@ step_bigquery() {
   info "  $(print_cmd bq query --project_id="$GCP_PROJECT_ID" --use_legacy_sql=false "$example")"
   info "  with its ${RANGE_COVERAGE}% range: \`$(routine_id predict_fare_range)\`(...) returns JSON; read it with"
   info "  JSON_VALUE(result, '\$.range.low') and JSON_VALUE(result, '\$.range.high')"
+  info "  with its breakdown: \`$(routine_id predict_fare_explain)\`(...) returns JSON; read a part with"
+  info "  JSON_VALUE(result, '\$.breakdown.distance') (the base and each group add up to \$.fare, cent for cent)"
   info "  BQ_LOCATION ($BQ_LOCATION) must be where the tables you call it on live (US for bigquery-public-data)"
 }
 

@@ -139,7 +139,7 @@ def test_an_unknown_option_shows_the_commands_own_usage(command):
     assert "unrecognized arguments: --bogus" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["synthesize"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["explain"], ["synthesize"]])
 def test_help_imports_no_pandas_scikit_learn_or_cloud_client(command):
     """--help is what makes it slow or fast: 2.8 s when it imported scikit-learn, well under 0.5 s without."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "taxifare", *command, "--help"], cwd=REPO,

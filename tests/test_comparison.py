@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from taxifare.model.features import GROUPS
 from taxifare.model.schema import FARE
 from taxifare.training.cli import main
 from taxifare.training.comparison import HEADLINE, Outcome, compare, format_comparison, segments
@@ -76,6 +77,11 @@ def test_a_clearly_worse_model_is_told_apart_segment_by_segment(models, capsys):
     assert a[0] == "A" and a[3].endswith("%") and a[4].startswith("$")  # our model's 80% range: coverage, width
     assert b[0] == "B" and len(b) == 9  # B's scores, then its difference from A and the interval
     assert c[0] == "C" and c[3:5] == ["-", "-"]  # the distance-only line has no range
+    at = lines.index(next(line for line in lines if line.startswith("what moves the fares")))
+    groups = [line.split("  ")[0] for line in lines[at + 1:at + 9]]
+    assert groups[0] == "distance" and sorted(groups) == sorted(GROUPS)  # A's biggest first
+    distance = lines[at + 1].split()
+    assert float(distance[1].lstrip("$")) > 1 and distance[3] == "-"  # A's and B's dollars; C has no breakdowns
 
 
 def test_a_better_model_is_named_better(models, capsys):

@@ -445,13 +445,15 @@ def test_dry_run_bigquery():
     grant = flags(find_line(lines, "gcloud run services add-iam-policy-binding taxifare "))
     assert grant["--role"] == "roles/run.invoker"
     assert grant["--member"].startswith("serviceAccount:")
-    fare, fare_range = (shlex.split(line)[-1] for line in lines if line.startswith("bq query "))
+    fare, fare_range, explained = (shlex.split(line)[-1] for line in lines if line.startswith("bq query "))
     assert fare.startswith(f"CREATE OR REPLACE FUNCTION `{PROJECT}.taxifare.predict_fare`(pickup_datetime STRING, ")
     assert "passenger_count INT64) RETURNS FLOAT64 REMOTE WITH CONNECTION" in fare
     assert f"`{PROJECT}.europe-west1.taxifare`" in fare
     assert 'endpoint = "https://' in fare and "max_batching_rows = 1000" in fare
     assert fare_range.startswith(f"CREATE OR REPLACE FUNCTION `{PROJECT}.taxifare.predict_fare_range`(")
     assert "RETURNS JSON REMOTE" in fare_range and 'user_defined_context = [("range", "80")]' in fare_range
+    assert explained.startswith(f"CREATE OR REPLACE FUNCTION `{PROJECT}.taxifare.predict_fare_explain`(")
+    assert "RETURNS JSON REMOTE" in explained and 'user_defined_context = [("explain", "true")]' in explained
 
 
 def test_dry_run_delete_keeps_the_bucket_unless_asked():

@@ -4,7 +4,7 @@ With street tiles off the page must be self-contained (no request leaves the ser
 them on, only OpenStreetMap's tile server is asked (blocked here through DevTools, so nothing leaves
 the machine). It must show every operation and example of /openapi.json, and "Try it" must get the
 API's own answers; its form and its map (click pickup, then dropoff) must show the same fare as
-GET /predict, or the field-named error for a bad input. Needs `chromium` and `chromium-driver` (`make test` installs them
+GET /predict, or the field-named error for a bad input, and the fare's breakdown as a waterfall. Needs `chromium` and `chromium-driver` (`make test` installs them
 through scripts/system-packages.sh): when they are missing the tests fail under CI=true, and are
 skipped elsewhere with a summary line at the end of the run saying so.
 
@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -112,10 +113,34 @@ def form_values(driver) -> dict[str, str]:
     return {name: driver.find_element(By.ID, name).get_attribute("value") for name in FIELDS}
 
 
-def api_fare(base_url: str, values: dict[str, str]) -> float:
+def api_answer(base_url: str, values: dict[str, str]) -> dict:
     with urllib.request.urlopen(f"{base_url}/predict?{urllib.parse.urlencode(values)}", timeout=10) as response:
         assert response.status == 200
-        return json.load(response)["fare"]
+        return json.load(response)
+
+
+def api_fare(base_url: str, values: dict[str, str]) -> float:
+    return api_answer(base_url, values)["fare"]
+
+
+def signed(dollars: float) -> str:
+    """How the waterfall shows what a group adds: +$0.72, −$0.39."""
+    return f"{'−' if dollars < 0 else '+'}${abs(dollars):.2f}"
+
+
+def waterfall(driver) -> list[tuple[str, str]]:
+    """(part, amount) of each step of the breakdown under the form, as shown."""
+    from selenium.webdriver.common.by import By
+
+    return [(row.get_attribute("data-part"), row.find_element(By.CSS_SELECTOR, ".amount").text)
+            for row in driver.find_elements(By.CSS_SELECTOR, "#breakdown .step")]
+
+
+def expected_waterfall(answer: dict) -> list[tuple[str, str]]:
+    """The steps the page must show for an answer with a breakdown: the base, each group, the fare."""
+    (base_name, base), *groups = answer["breakdown"].items()
+    return [(base_name, f"${base:.2f}"), *((name, signed(value)) for name, value in groups),
+            ("fare", f"${answer['fare']:.2f}")]
 
 
 def requested_urls(driver) -> list[str]:
@@ -228,6 +253,8 @@ def test_invalid_latitude_shows_the_field_error(browser, live_server):
     assert 'pickup_latitude: not a number: "abc"' in lines
     assert "$" not in result_text(browser)
 
+    assert browser.find_element("id", "breakdown").get_attribute("hidden")  # no fare, no breakdown
+
     submit_form(browser, {"pickup_latitude": "40.783282"})  # the form recovers once the field is fixed
     assert re.fullmatch(r"\$\d+\.\d\d", result_text(browser)), result_text(browser)
 
@@ -245,6 +272,48 @@ def test_the_form_shows_the_fare_range_it_is_asked_for(browser, live_server):
     fare, low, high = answer["fare"], answer["range"]["low"], answer["range"]["high"]
     assert result_text(browser) == f"${fare:.2f} (80% range: ${low:.2f} to ${high:.2f})"
     assert "range=80" in browser.find_element("id", "curl").text
+
+
+def test_a_priced_ride_shows_its_breakdown_as_a_waterfall(browser, live_server):
+    """Base, then each group from where the one before ended, then the fare: the API's breakdown, to the cent."""
+    from selenium.webdriver.common.by import By
+
+    open_docs(browser, live_server)
+    assert browser.find_element(By.ID, "explain").is_selected()  # shown unless unticked
+    submit_form(browser, TYPED_RIDE)
+    answer = api_answer(live_server, {**form_values(browser), "explain": "1"})
+    assert result_text(browser) == f"${answer['fare']:.2f}"
+    assert waterfall(browser) == expected_waterfall(answer)
+    assert "explain=1" in browser.find_element(By.ID, "curl").text  # the curl line asks what the page shows
+    bars = browser.execute_script("""
+        return [...document.querySelectorAll('#breakdown .step')].map((row) => {
+          const bar = row.querySelector('.bar').getBoundingClientRect(), track = row.querySelector('.track');
+          const box = track.getBoundingClientRect();
+          return [bar.left - box.left, bar.right - box.left, box.width];
+        });""")
+    steps = list(answer["breakdown"].values())
+    scale = bars[0][2] / max(np.cumsum(steps).max(), answer["fare"])  # pixels a dollar (no running total below 0)
+    running = 0.0
+    for (left, right, _), dollars in zip(bars, steps, strict=False):
+        ends = sorted((running * scale, (running + dollars) * scale))
+        assert left == pytest.approx(ends[0], abs=1.5) and right == pytest.approx(max(ends[1], ends[0] + 2), abs=1.5)
+        running += dollars
+    assert bars[-1][:2] == pytest.approx([0, answer["fare"] * scale], abs=1.5)  # the fare: from 0 to where all ended
+    assert other_hosts(requested_urls(browser), live_server) == []
+    save_screenshot(browser)
+
+
+def test_unticked_the_form_shows_the_fare_alone(browser, live_server):
+    from selenium.webdriver.common.by import By
+
+    open_docs(browser, live_server)
+    submit_form(browser)
+    assert waterfall(browser)
+    browser.find_element(By.ID, "explain").click()
+    submit_form(browser)
+    assert result_text(browser) == f"${api_fare(live_server, form_values(browser)):.2f}"
+    assert browser.find_element(By.ID, "breakdown").get_attribute("hidden") and waterfall(browser) == []
+    assert "explain" not in browser.find_element(By.ID, "curl").text
 
 
 def spec_examples(spec: dict):
@@ -402,6 +471,7 @@ def test_clicking_pickup_then_dropoff_prices_the_ride_on_the_route(browser, live
         expected += f" ({coverage}% range: ${answer['range']['low']:.2f} to ${answer['range']['high']:.2f})"
     assert result_text(browser) == expected
     assert browser.find_element(By.CSS_SELECTOR, "#map .route-label").text == expected
+    assert waterfall(browser) == expected_waterfall(api_answer(live_server, {**query, "explain": "1"}))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#map .leaflet-markers-pane path")) >= 6  # ends, landmarks
     assert other_hosts(requested_urls(browser), live_server) == []
 

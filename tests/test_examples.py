@@ -24,11 +24,13 @@ def answer(client, ride: dict, **options) -> dict:
 def test_the_example_answers_are_make_runs_models(client):
     fare = answer(client, examples.EXAMPLE_RIDE)["fare"]
     with_range = answer(client, examples.EXAMPLE_RIDE, range=80)
+    explained = answer(client, examples.EXAMPLE_RIDE, explain=1)
     airport = answer(client, examples.AIRPORT_RIDE)["fare"]
-    measured = {"EXAMPLE_FARE": fare, "EXAMPLE_RANGE": with_range["range"], "AIRPORT_FARE": airport}
+    measured = {"EXAMPLE_FARE": fare, "EXAMPLE_RANGE": with_range["range"], "EXAMPLE_BREAKDOWN": explained["breakdown"],
+                "AIRPORT_FARE": airport}
     shown = {name: getattr(examples, name) for name in measured}
     assert shown == measured, f"the model answers {measured}: put these in taxifare/serving/examples.py"
-    assert with_range["fare"] == fare
+    assert with_range["fare"] == explained["fare"] == fare
 
 
 def test_the_readme_shows_the_same_ride_and_answers():

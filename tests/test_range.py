@@ -81,33 +81,39 @@ def test_the_held_out_coverage_is_close_to_what_each_range_promises(trained_mode
 
 # --- a range is honoured wherever a caller puts it, or refused saying where it goes: never ignored ----------
 
-WITH_RANGE = {**RIDE, "range": 80}
-RANGE_PLACES = {
-    "query string": ("get", "/predict?" + urlencode(WITH_RANGE), None),
-    "form": ("form", "/", urlencode(WITH_RANGE)),
-    "JSON ride": ("json", "/", WITH_RANGE),
-    "JSON ride, parameters": ("json", "/", {**RIDE, "parameters": {"range": 80}}),
-    "JSON ride, query string": ("json", "/?range=80", RIDE),
-    "form, query string": ("form", "/predict?range=80", urlencode(RIDE)),
-    "batch, parameters": ("json", "/", {"instances": [RIDE, RIDE], "parameters": {"range": 80}}),
-    "batch, top level": ("json", "/", {"instances": [RIDE, RIDE], "range": 80}),
-    "batch, every instance": ("json", "/", {"instances": [WITH_RANGE, WITH_RANGE]}),
-    "batch, some instances": ("json", "/", {"instances": [RIDE, WITH_RANGE]}),
-    "batch, an instance's parameters": ("json", "/", {"instances": [RIDE, {**RIDE, "parameters": {"range": 80}}]}),
-    "batch, everywhere alike": ("json", "/", {"instances": [WITH_RANGE, RIDE], "range": 80,
-                                              "parameters": {"range": 80}}),
-    "batch, query string": ("json", "/predict?range=80", {"instances": [RIDE, RIDE]}),
-    "KServe path, parameters": ("json", "/v1/models/taxifare:predict",
-                                {"instances": [RIDE], "parameters": {"range": 80}}),
-    "KServe path, top level": ("json", "/v1/models/taxifare:predict", {"instances": [RIDE], "range": 80}),
-    "KServe path, instance": ("json", "/v1/models/taxifare:predict", {"instances": [WITH_RANGE]}),
-    "KServe path, query string": ("json", "/v1/models/taxifare:predict?range=80", {"instances": [RIDE]}),
-    "BigQuery context": ("json", "/", {"calls": CALLS, "userDefinedContext": {"range": "80"}}),
-    "BigQuery, query string": ("json", "/?range=80", {"calls": CALLS}),
-    "BigQuery, top level": ("json", "/", {"calls": CALLS, "range": 80}),
-    "BigQuery, parameters": ("json", "/", {"calls": CALLS, "parameters": {"range": 80}}),
-    "BigQuery, a seventh value": ("json", "/", {"calls": [[*CALLS[0], 80]]}),
-}
+def option_places(option: str, value: object, text: str) -> dict[str, tuple[str, str, object]]:
+    """(how, path, body) of a request giving the option in each place a caller might put it: as a JSON value
+    `value`, or as `text` in a query string, a form or BigQuery's userDefinedContext (which holds strings)."""
+    given = {**RIDE, option: value}
+    return {
+        "query string": ("get", "/predict?" + urlencode({**RIDE, option: text}), None),
+        "form": ("form", "/", urlencode({**RIDE, option: text})),
+        "JSON ride": ("json", "/", given),
+        "JSON ride, parameters": ("json", "/", {**RIDE, "parameters": {option: value}}),
+        "JSON ride, query string": ("json", f"/?{option}={text}", RIDE),
+        "form, query string": ("form", f"/predict?{option}={text}", urlencode(RIDE)),
+        "batch, parameters": ("json", "/", {"instances": [RIDE, RIDE], "parameters": {option: value}}),
+        "batch, top level": ("json", "/", {"instances": [RIDE, RIDE], option: value}),
+        "batch, every instance": ("json", "/", {"instances": [given, given]}),
+        "batch, some instances": ("json", "/", {"instances": [RIDE, given]}),
+        "batch, an instance's parameters": ("json", "/", {"instances": [RIDE, {**RIDE, "parameters": {option: value}}]}),
+        "batch, everywhere alike": ("json", "/", {"instances": [given, RIDE], option: value,
+                                                  "parameters": {option: value}}),
+        "batch, query string": ("json", f"/predict?{option}={text}", {"instances": [RIDE, RIDE]}),
+        "KServe path, parameters": ("json", "/v1/models/taxifare:predict",
+                                    {"instances": [RIDE], "parameters": {option: value}}),
+        "KServe path, top level": ("json", "/v1/models/taxifare:predict", {"instances": [RIDE], option: value}),
+        "KServe path, instance": ("json", "/v1/models/taxifare:predict", {"instances": [given]}),
+        "KServe path, query string": ("json", f"/v1/models/taxifare:predict?{option}={text}", {"instances": [RIDE]}),
+        "BigQuery context": ("json", "/", {"calls": CALLS, "userDefinedContext": {option: text}}),
+        "BigQuery, query string": ("json", f"/?{option}={text}", {"calls": CALLS}),
+        "BigQuery, top level": ("json", "/", {"calls": CALLS, option: value}),
+        "BigQuery, parameters": ("json", "/", {"calls": CALLS, "parameters": {option: value}}),
+        "BigQuery, a seventh value": ("json", "/", {"calls": [[*CALLS[0], value]]}),
+    }
+
+
+RANGE_PLACES = option_places("range", 80, "80")
 WHERE_IT_GOES = {
     "BigQuery, top level": {"errorMessage": "range in the wrong place: range: BigQuery calls take the range in "
                                             "userDefinedContext.range (the remote function's user_defined_context)"},
@@ -172,18 +178,19 @@ def test_bigquery_ranges_that_disagree_are_refused_naming_both_places(client):
 
 @pytest.mark.parametrize(("body", "key", "reason"), [
     ({"instances": [RIDE], "rnage": 80}, "rnage",
-     "unknown (did you mean range?): a batch takes only instances, parameters, range"),
+     "unknown (did you mean range?): a batch takes only instances, parameters, range, explain"),
     ({"instances": [RIDE], "paramters": {"range": 80}}, "paramters",
-     "unknown (did you mean parameters?): a batch takes only instances, parameters, range"),
+     "unknown (did you mean parameters?): a batch takes only instances, parameters, range, explain"),
     ({"instances": [RIDE], "signature_name": "serving_default"}, "signature_name",
-     "unknown: a batch takes only instances, parameters, range"),
+     "unknown: a batch takes only instances, parameters, range, explain"),
     ({"instances": [RIDE], "parameters": {"Range": 80}}, "parameters.Range",
-     "unknown (did you mean range?): parameters takes only range"),
-    ({"instances": [RIDE], "parameters": {"seed": 1}}, "parameters.seed", "unknown: parameters takes only range"),
+     "unknown (did you mean range?): parameters takes only range, explain"),
+    ({"instances": [RIDE], "parameters": {"seed": 1}}, "parameters.seed",
+     "unknown: parameters takes only range, explain"),
     ({**RIDE, "parameters": {"rang": 80}}, "parameters.rang",
-     "unknown (did you mean range?): parameters takes only range"),
+     "unknown (did you mean range?): parameters takes only range, explain"),
     ({"instances": [{**RIDE, "parameters": {"x": 1}}]}, "instances[0].parameters.x",
-     "unknown: instances[0].parameters takes only range"),
+     "unknown: instances[0].parameters takes only range, explain"),
 ])
 def test_unknown_options_are_refused_naming_the_key(client, body, key, reason):
     response = client.post("/", json=body)
@@ -194,7 +201,8 @@ def test_unknown_options_are_refused_naming_the_key(client, body, key, reason):
 def test_unknown_keys_in_the_bigquery_context_are_refused_but_not_beside_calls(client):
     response = client.post("/", json={"calls": CALLS, "userDefinedContext": {"rnage": "80"}})
     assert response.get_json() == {"errorMessage": "unknown keys in userDefinedContext: userDefinedContext.rnage: "
-                                                   "unknown (did you mean range?): userDefinedContext takes only range"}
+                                                   "unknown (did you mean range?): userDefinedContext takes only range, "
+                                                   "explain"}
     google_may_add = {"requestId": "r", "caller": "c", "sessionUser": "s", "someFieldGoogleAddsLater": {"a": 1}}
     replies = client.post("/", json={"calls": CALLS, **google_may_add}).get_json()
     assert replies == {"replies": [fare_of(client, query())]}

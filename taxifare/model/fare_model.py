@@ -10,20 +10,27 @@ ensemble prices every ride. A ride longer than the training rides is never cheap
 line's fare at the reach plus a rate per km (LongTrips). A model may also carry a fare range: two
 quantile ensembles widened by margins calibrated for a few coverages (conformal prediction), never
 below the start fare, and always around the fare itself.
+
+`explain` breaks each fare down exactly (taxifare.model.breakdown): what the ensemble that priced the
+ride starts from, plus each feature's contribution (path-dependent TreeSHAP, taxifare.model.tree_shap).
+A fare the long-trip floor set is the floor's: the cut ride's breakdown, plus the per-km part as the
+ride's length's (the distance group).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from taxifare.model.breakdown import FareExplanation
 from taxifare.model.checks import require_array, require_indices
 from taxifare.model.features import RideFeatureMap
 from taxifare.model.long_trips import LongTrips
 from taxifare.model.service_area import ServiceArea
 from taxifare.model.sorted_lookup import position_right
+from taxifare.model.tree_shap import leaf_paths
 from taxifare.model.trees import TreeEnsemble
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bumped whenever the fields below change meaning: a server refuses files of another version."""
 
 
@@ -118,6 +125,30 @@ class FareModel:
         X = self.features.compute(rides)
         fares = self._long_trips_floored(rides, X, self.fares_of(X))
         return (fares, *self.fare_range.bounds(X, fares, coverage))
+
+    def explain(self, rides: object) -> FareExplanation:
+        """Each ride's fare (as `predict` gives it), what its ensemble starts from, and each feature's contribution."""
+        X = self.features.compute(rides)
+        trees = self.fares_of(X)
+        fares = self._long_trips_floored(rides, X, trees)
+        base, contributions = self._contributions(X)
+        floored = fares != trees  # the floor set these fares: explain the floor
+        if floored.any():
+            cut = self.features.compute(self.long_trips.cut(rides, X, floored))
+            base[floored], contributions[floored] = self._contributions(cut)
+            contributions[floored, self.long_trips.column] += self.long_trips.beyond(X[floored])
+        return FareExplanation(fares, base, contributions, self.features.groups())
+
+    def _contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(base, contributions) of rows of the feature matrix, each by its segment's ensemble (exact TreeSHAP)."""
+        segment = self.segments_of(X)
+        base, contributions = np.empty(len(X)), np.empty(X.shape)
+        for index, ensemble in enumerate(self.fares):
+            chosen = segment == index
+            if chosen.any():
+                paths = leaf_paths(ensemble)
+                base[chosen], contributions[chosen] = paths.expected, paths.contributions(X[chosen])
+        return base, contributions
 
     def _long_trips_floored(self, rides: object, X: np.ndarray, fares: np.ndarray) -> np.ndarray:
         if self.long_trips is None:

@@ -48,10 +48,20 @@ MANHATTAN_BOX_KM = ((-7.5, 14.0), (-2.4, 2.2))
 NEW_JERSEY = (-74.025, 40.64)
 """West of this longitude and north of this latitude: Jersey City, Hoboken, Newark (not Staten Island)."""
 
-TIME_FEATURES = ("year", "month", "weekday", "hour", "years_since_2009", "after_rate_change")
-TRIP_FEATURES = ("trip_km", "grid_km", "grid_ratio", "bearing_deg")
+DISTANCE, ROUTE, PICKUP_PLACE, DROPOFF_PLACE = "distance", "route", "pickup place", "dropoff place"
+TIME_OF_DAY, DAY_OF_WEEK, DATE, PASSENGERS = "time of day", "day of week", "date", "passengers"
+GROUPS = (DISTANCE, ROUTE, PICKUP_PLACE, DROPOFF_PLACE, TIME_OF_DAY, DAY_OF_WEEK, DATE, PASSENGERS)
+"""What a rider calls the features, in the order a fare's breakdown lists them: how far; which way (the
+direction, where the ride's middle lies, a river or Manhattan's edge crossed); where it starts and where it
+ends (the point, its borough, its distance to each airport and to Midtown); the hour, the weekday, the date
+(the year, the season and the 2012 rate change: fare rules change over the years); the passengers."""
+PLACE_GROUPS = {"pickup": PICKUP_PLACE, "dropoff": DROPOFF_PLACE, "midpoint": ROUTE}
+TIME_FEATURES = (("year", DATE), ("month", DATE), ("weekday", DAY_OF_WEEK), ("hour", TIME_OF_DAY),
+                 ("years_since_2009", DATE), ("after_rate_change", DATE))
+TRIP_FEATURES = (("trip_km", DISTANCE), ("grid_km", DISTANCE), ("grid_ratio", ROUTE), ("bearing_deg", ROUTE))
+"""grid_ratio (street-grid over straight distance) says how the ride runs across the grid, not how far."""
 PLACE_FEATURES = ("in_manhattan", "in_new_jersey")
-CROSSING_FEATURES = ("crosses_hudson", "leaves_manhattan")
+CROSSING_FEATURES = (("crosses_hudson", ROUTE), ("leaves_manhattan", ROUTE))
 
 
 def utc_seconds(values: object) -> np.ndarray:
@@ -95,14 +105,24 @@ class RideFeatureMap:
         names = tuple(landmarks)
         return cls(instants, offsets, names, np.array([landmarks[name] for name in names], dtype=np.float64))
 
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """(name, group) of each column `compute` returns, in order: a column is named with its group (GROUPS)."""
+        ends = ("pickup", "dropoff")
+        points = [(name, PLACE_GROUPS[name.split("_")[0]]) for name in INPUT_COLUMNS[1:5]]
+        frames = [(f"{point}_frame_{angle:g}", PLACE_GROUPS[point])
+                  for point in FRAMED_POINTS for angle in FRAME_ANGLES_DEG[4:]]
+        landmarks = [(f"{end}_to_{name}_km", PLACE_GROUPS[end]) for end in ends for name in self.landmark_names]
+        places = [(f"{end}_{place}", PLACE_GROUPS[end]) for end in ends for place in PLACE_FEATURES]
+        return (*points, (PASSENGER_COUNT, PASSENGERS), *TRIP_FEATURES, *frames, *landmarks, *places,
+                *CROSSING_FEATURES, *TIME_FEATURES)
+
     def names(self) -> tuple[str, ...]:
         """Names of the columns `compute` returns, in order."""
-        ends = ("pickup", "dropoff")
-        frames = [f"{point}_frame_{angle:g}" for point in FRAMED_POINTS for angle in FRAME_ANGLES_DEG[4:]]
-        landmarks = [f"{end}_to_{name}_km" for end in ends for name in self.landmark_names]
-        places = [f"{end}_{place}" for end in ends for place in PLACE_FEATURES]
-        return (*INPUT_COLUMNS[1:], *TRIP_FEATURES, *frames, *landmarks, *places, *CROSSING_FEATURES,
-                *TIME_FEATURES)
+        return tuple(name for name, _ in self.columns())
+
+    def groups(self) -> tuple[str, ...]:
+        """The group (GROUPS) of each column `compute` returns, in order: what its contribution to a fare is part of."""
+        return tuple(group for _, group in self.columns())
 
     def compute(self, rides: object) -> np.ndarray:
         """Features of each ride as a float64 array of shape (n_rides, len(names()))."""

@@ -40,14 +40,21 @@ class LongTrips:
 
     def floored(self, rides: object, X: np.ndarray, fares: np.ndarray, price: Pricer) -> np.ndarray:
         """`fares`, raised where a ride past the reach costs less than its floor (`price` prices the cut rides)."""
-        length = X[:, self.column]
-        long = length > self.reach_km
+        long = X[:, self.column] > self.reach_km
         if not long.any():  # one comparison for the common ride
             return fares
-        floor = price(cut_rides(rides, long, self.reach_km / length[long])) + self.rate * (length[long] - self.reach_km)
+        floor = price(self.cut(rides, X, long)) + self.beyond(X[long])
         fares = fares.copy()
         fares[long] = np.maximum(fares[long], floor)
         return fares
+
+    def cut(self, rides: object, X: np.ndarray, rows: np.ndarray) -> dict[str, object]:
+        """The `rows` (a mask) of `rides`, each past the reach (X: their features), cut at the reach on their own line."""
+        return cut_rides(rides, rows, self.reach_km / X[rows, self.column])
+
+    def beyond(self, X: np.ndarray) -> np.ndarray:
+        """The per-km part of the floor of rides past the reach (X their features): the rate for each km beyond."""
+        return self.rate * (X[:, self.column] - self.reach_km)
 
     def check(self, n_features: int) -> None:
         if not isinstance(self.column, int) or not 0 <= self.column < n_features:

@@ -30,6 +30,7 @@ class TreeNodes:
     """One fitted tree as parallel arrays, node 0 its root (scikit-learn's histogram-GBM layout).
 
     A row goes left when its feature value is <= threshold, or when it is NaN and missing_left.
+    cover: how many training rows reached each node (what TreeSHAP weighs the paths a row does not take by).
     """
 
     feature: np.ndarray
@@ -39,12 +40,16 @@ class TreeNodes:
     is_leaf: np.ndarray
     missing_left: np.ndarray
     value: np.ndarray
+    cover: np.ndarray
     depth: int
 
 
 @dataclass(frozen=True, eq=False)
 class TreeEnsemble:
-    """baseline + the sum of every tree's leaf value; build it with from_trees or combine."""
+    """baseline + the sum of every tree's leaf value; build it with from_trees or combine.
+
+    cover: the training rows that reached each node, of its own tree (a bag's weights are in `value`).
+    """
 
     roots: np.ndarray
     feature: np.ndarray
@@ -52,6 +57,7 @@ class TreeEnsemble:
     missing_left: np.ndarray
     children: np.ndarray
     value: np.ndarray
+    cover: np.ndarray
     depth: int
     baseline: float
 
@@ -72,6 +78,7 @@ class TreeEnsemble:
             missing_left=np.concatenate([tree.missing_left for tree in trees]).astype(bool) | is_leaf,
             children=np.column_stack([right, left]).ravel().astype(np.intp),
             value=np.concatenate([tree.value for tree in trees]).astype(np.float64),
+            cover=np.concatenate([tree.cover for tree in trees]).astype(np.float64),
             depth=max(tree.depth for tree in trees),
             baseline=float(baseline),
         )
@@ -88,6 +95,7 @@ class TreeEnsemble:
             missing_left=np.concatenate([e.missing_left for e, _ in weighted]),
             children=np.concatenate([e.children + offset for (e, _), offset in zip(weighted, offsets, strict=True)]),
             value=np.concatenate([e.value * weight for e, weight in weighted]),
+            cover=np.concatenate([e.cover for e, _ in weighted]),
             depth=max(e.depth for e, _ in weighted),
             baseline=float(sum(e.baseline * weight for e, weight in weighted)),
         )
@@ -154,11 +162,13 @@ class TreeEnsemble:
         """Raise ValueError unless the arrays form trees over `n_features` features."""
         n_nodes = len(require_array(self.value, "value", np.float64, 1))
         for name, dtype in (("roots", np.intp), ("feature", np.intp), ("children", np.intp),
-                            ("threshold", np.float64), ("missing_left", np.bool_)):
+                            ("threshold", np.float64), ("missing_left", np.bool_), ("cover", np.float64)):
             require_array(getattr(self, name), name, dtype, 1)
         if len(self.feature) != n_nodes or len(self.threshold) != n_nodes or len(self.missing_left) != n_nodes \
-                or len(self.children) != 2 * n_nodes or not len(self.roots):
+                or len(self.cover) != n_nodes or len(self.children) != 2 * n_nodes or not len(self.roots):
             raise ValueError("tree arrays differ in length")
+        if not (np.isfinite(self.cover).all() and (self.cover > 0).all()):
+            raise ValueError("cover must count at least one training row at every node")
         require_indices(self.roots, "roots", n_nodes)
         require_indices(self.children, "children", n_nodes)
         require_indices(self.feature, "feature", n_features)

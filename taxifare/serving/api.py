@@ -101,7 +101,7 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
         columns = validate_records(rides.records, rides.row_label)
         loaded = store.get()
         check_service_area(loaded.model.service_area, columns, rides.row_label)
-        answers = price(loaded.model, columns, rides.coverage, shape)
+        answers = price(loaded.model, columns, rides.coverage, rides.explain, shape)
     except RequestError as refused:
         return refusal(refused.status, refused.message, refused.details, refused.shape,
                        refused_rows=refused.refused_rows), 0
@@ -111,22 +111,32 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
         return refusal(503, UNAVAILABLE, {"model": down.reason}, shape, retry_after(down)), 0
     if shape is not Shape.SINGLE:
         body = {shape.value: answers}
-    else:  # one ride: {"fare": x}, or the fare-and-range object itself
-        body = answers[0] if rides.coverage is not None else {shape.value: answers[0]}
+    else:  # one ride: {"fare": x}, or the object of the fare and what the options add to it
+        body = answers[0] if rides.coverage is not None or rides.explain else {shape.value: answers[0]}
     return json_response(body), len(answers)
 
 
-def price(model: FareModel, columns: dict[str, np.ndarray], coverage: int | None, shape: Shape) -> list:
-    """Each ride's fare in dollars to the cent, or {"fare", "range": {"coverage", "low", "high"}} for a range."""
-    if coverage is None:
+def price(model: FareModel, columns: dict[str, np.ndarray], coverage: int | None, explain: bool,
+          shape: Shape) -> list:
+    """Each ride's fare in dollars to the cent; with options, {"fare", "range": {"coverage", "low", "high"},
+    "breakdown": {"base", group: dollars, ...}} (the range, the breakdown or both)."""
+    if coverage is None and not explain:
         return np.round(model.predict(columns), 2).tolist()
-    if coverage not in model.range_coverages:
+    if coverage is not None and coverage not in model.range_coverages:
         offered = ", ".join(map(str, model.range_coverages)) or "none"
         raise RequestError(400, "invalid range", {RANGE_FIELD: f"no {coverage}% range: this model offers {offered}"},
                            shape)
-    fares, low, high = (np.round(values, 2).tolist() for values in model.predict_range(columns, coverage))
-    return [{"fare": fare, "range": {"coverage": coverage, "low": lo, "high": hi}}
-            for fare, lo, hi in zip(fares, low, high, strict=True)]
+    explanation = model.explain(columns) if explain else None
+    if coverage is None:
+        answers = [{"fare": fare} for fare in np.round(explanation.fares, 2).tolist()]
+    else:
+        fares, low, high = (np.round(values, 2).tolist() for values in model.predict_range(columns, coverage))
+        answers = [{"fare": fare, "range": {"coverage": coverage, "low": lo, "high": hi}}
+                   for fare, lo, hi in zip(fares, low, high, strict=True)]
+    if explanation is not None:  # the cents of each breakdown add up to its fare's, as shown
+        for answer, breakdown in zip(answers, explanation.breakdowns(), strict=True):
+            answer["breakdown"] = breakdown
+    return answers
 
 
 def retry_after(down: ModelUnavailable) -> dict[str, str]:

@@ -17,6 +17,8 @@ AIRPORT_RIDE = {**EXAMPLE_RIDE, "pickup_longitude": -73.7781, "pickup_latitude":
 """JFK to Midtown West, two passengers."""
 EXAMPLE_FARE = 12.47
 EXAMPLE_RANGE = {"coverage": 80, "low": 10.15, "high": 13.31}
+EXAMPLE_BREAKDOWN = {"base": 11.29, "distance": 0.72, "route": -0.39, "pickup place": 0.06, "dropoff place": 0.14,
+                     "time of day": -0.44, "day of week": -0.03, "date": 1.17, "passengers": -0.05}
 AIRPORT_FARE = 58.3
 
 

@@ -8,9 +8,19 @@ from functools import cache
 from urllib.parse import urlencode
 
 from taxifare import __version__
+from taxifare.model.breakdown import BASE, PARTS
 from taxifare.model.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
-from taxifare.serving.examples import AIRPORT_FARE, AIRPORT_RIDE, EXAMPLE_FARE, EXAMPLE_RANGE, EXAMPLE_RIDE, as_call
+from taxifare.serving.examples import (
+    AIRPORT_FARE,
+    AIRPORT_RIDE,
+    EXAMPLE_BREAKDOWN,
+    EXAMPLE_FARE,
+    EXAMPLE_RANGE,
+    EXAMPLE_RIDE,
+    as_call,
+)
 from taxifare.serving.request_parsing import (
+    EXPLAIN_FIELD,
     FORM_TYPE,
     MAX_BODY_BYTES,
     MAX_FIELDS,
@@ -37,6 +47,17 @@ RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range ho
               "give it must agree; every ride then gets a range); BigQuery's userDefinedContext.range; or '?range=' "
               "in the URL of any POST. Places that disagree, or a misspelt option ('rnage'), are a 400.")
 RANGE_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 99, "description": RANGE_HELP, "example": 80}
+EXPLAIN_HELP = ("Opt-in breakdown of each fare: 'explain=1' (true/false, 1/0) adds 'breakdown': the base (the average "
+                "fare of the rides the model that priced the ride learned from) and what each group of features adds, "
+                "in dollars: " + ", ".join(PARTS[1:]) + ". The parts are exact (path-dependent TreeSHAP on the "
+                "model's trees) and their cents add up to the fare's exactly. One setting a request, given anywhere a "
+                "range can be (same places, same rules); combinable with range. Without it the answer is unchanged.")
+EXPLAIN_SCHEMA = {"type": ["boolean", "integer", "string"], "description": EXPLAIN_HELP, "example": True}
+BREAKDOWN_HELP = (f"{BASE}: what the model that priced the ride starts from (the average fare of the rides it learned "
+                  "from); each other part: what that group of features adds (negative: takes off), in dollars. They add "
+                  "up to the fare, cent for cent: each part is rounded down to the cent, and the cents missing to reach "
+                  "the fare's go to the parts that lost most in rounding. A fare set by the long-trip floor is broken "
+                  "down as the floor: the ride cut at the reach, plus the per-km part in distance.")
 EXAMPLE_VERSION = "20261127-231506-19c3e72d"
 KSERVE_MODEL = {"name": "model", "in": "path", "required": True, "description": "any model name (KServe v1 style)",
                 "schema": {"type": "string", "pattern": r"^[\w.-]+$", "example": "taxifare"}}
@@ -103,7 +124,7 @@ def _errors(*statuses: int) -> dict:
     meaning = {400: f"invalid input: the details name each field and reason (also: a pickup or dropoff outside the "
                     f"model's service area, more than {MAX_FIELDS} fields, a key given twice, a control character, a "
                     "body that could not be read, an unknown key beside instances or in parameters / "
-                    "userDefinedContext, ranges that disagree); a batch lists its first "
+                    "userDefinedContext, ranges or explain settings that disagree); a batch lists its first "
                     f"{MAX_REPORTED_ERRORS} errors and counts every refused row in refused_rows",
                404: "no such endpoint: a model name other than letters, digits, '.', '_' and '-'",
                405: "method not allowed",
@@ -128,19 +149,25 @@ def _query_parameters() -> list[dict]:
                              + (f" (alias: {aliases[name]})" if name in aliases else ""),
               "schema": {"type": "string"}, "example": str(EXAMPLE_RIDE[name])} for name in INPUT_COLUMNS]
     return [*rides, {"name": RANGE_FIELD, "in": "query", "required": False, "description": RANGE_HELP,
-                     "schema": {"type": "string"}, "example": "80"}]
+                     "schema": {"type": "string"}, "example": "80"},
+            {"name": EXPLAIN_FIELD, "in": "query", "required": False, "description": EXPLAIN_HELP,
+             "schema": {"type": "string"}, "example": "1"}]
 
 
 def _priced() -> dict:
-    """One ride's answer: the fare, or the fare with its range."""
-    return {"oneOf": [{"type": "number"}, _ref("FareWithRange")]}
+    """One ride's answer: the fare, or the fare with its range, its breakdown or both."""
+    return {"oneOf": [{"type": "number"}, _ref("FareWithRange"), _ref("FareExplained")]}
 
 
 FARE_ANSWERS = {"fare": _example("the fare, in US dollars", {"fare": EXAMPLE_FARE}),
-                "fare with range": _example("with range=80", {"fare": EXAMPLE_FARE, "range": EXAMPLE_RANGE})}
+                "fare with range": _example("with range=80", {"fare": EXAMPLE_FARE, "range": EXAMPLE_RANGE}),
+                "fare with breakdown": _example("with explain=1", {"fare": EXAMPLE_FARE,
+                                                                   "breakdown": EXAMPLE_BREAKDOWN})}
 POST_EXAMPLES = {
     "one ride": _example("One ride (what gcloud functions call --data sends)", EXAMPLE_RIDE),
     "one ride with a range": _example("One ride and its 80% fare range", {**EXAMPLE_RIDE, RANGE_FIELD: 80}),
+    "one ride with its breakdown": _example("One ride and why it costs what it does",
+                                            {**EXAMPLE_RIDE, EXPLAIN_FIELD: True}),
     "instances": _example("A batch, Vertex AI / KServe v1 style (up to 10,000 rides, order kept)",
                           {"instances": [EXAMPLE_RIDE, AIRPORT_RIDE]}),
     "instances with ranges": _example("A batch with an 80% range for each ride",
@@ -157,19 +184,24 @@ POST_ANSWERS = {
 }
 
 
+def _one_fare() -> dict:
+    """One ride's answer object: the fare alone, with its range, or with its breakdown (and maybe its range)."""
+    return {"oneOf": [_ref("Fare"), _ref("FareWithRange"), _ref("FareExplained")]}
+
+
 @cache
 def openapi_spec() -> dict:
     """The whole document (built once)."""
     priced = _model_version(required=True)
-    fare = {"200": {"description": "the predicted fare in US dollars (and its range, when asked for)",
-                    "content": _json({"oneOf": [_ref("Fare"), _ref("FareWithRange")]}, FARE_ANSWERS),
+    fare = {"200": {"description": "the predicted fare in US dollars (and its range and breakdown, when asked for)",
+                    "content": _json(_one_fare(), FARE_ANSWERS),
                     "headers": priced}}
     post_body = {"required": True, "content": {
         **_json({"oneOf": [_ref("Ride"), _ref("Instances"), _ref("BigQueryCalls")]}, POST_EXAMPLES),
         FORM_TYPE: {"schema": _ref("Ride"), "examples": {"form": _example(
             "One ride as an HTML form posts it", urlencode(EXAMPLE_RIDE))}}}}
     post_responses = {"200": {"description": "a fare, predictions or replies, matching the request's shape",
-                              "content": _json({"oneOf": [_ref("Fare"), _ref("FareWithRange"), _ref("Predictions"),
+                              "content": _json({"oneOf": [*_one_fare()["oneOf"], _ref("Predictions"),
                                                           _ref("Replies")]}, POST_ANSWERS),
                               "headers": priced},
                       **_errors(400, 413, 414, 503)}
@@ -185,7 +217,7 @@ def openapi_spec() -> dict:
         "paths": {
             "/": {"get": {**predict_get, "summary": 'With no parameters: {"greeting": "Hello"}; with ride fields: a fare',
                           "responses": {"200": {"description": "greeting or fare", "content": _json(
-                              {"oneOf": [_ref("Greeting"), _ref("Fare"), _ref("FareWithRange")]}, greeting),
+                              {"oneOf": [_ref("Greeting"), *_one_fare()["oneOf"]]}, greeting),
                               "headers": _model_version(required=False)},
                               **_errors(400, 414, 503)}},
                   "post": predict_post},
@@ -206,7 +238,9 @@ def openapi_spec() -> dict:
                     "not loaded", {"status": "unavailable", "reason": "model is still loading"})})}}}},
             "/model": {"get": {"summary": "The serving model's metadata (model.json)", "responses": {
                 "200": {"description": "metadata: version, data (sources, cleaning, first and last pickup time), "
-                                       "features, metrics, range_coverages, service_area, long_trips",
+                                       "features, metrics, importance (the mean absolute dollars each breakdown "
+                                       "group adds to the held-out rides' fares: what matters most overall), "
+                                       "range_coverages, service_area, long_trips",
                         "content": _json({"type": "object"}), "headers": priced},
                 **_errors(503)}}},
             AREA_PATH: {"get": {"summary": "Where the serving model prices rides (GeoJSON)", "responses": {
@@ -224,13 +258,14 @@ def openapi_spec() -> dict:
         },
         "components": {"schemas": {
             "Ride": {"type": "object", "properties": {**_ride_properties(), RANGE_FIELD: RANGE_SCHEMA,
-                                                      PARAMETERS: _ref("Parameters")},
+                                                      EXPLAIN_FIELD: EXPLAIN_SCHEMA, PARAMETERS: _ref("Parameters")},
                      "required": list(INPUT_COLUMNS),
                      "description": "Other fields are ignored (the bootcamp's key), except a misspelt option: 400"},
-            "Parameters": {"type": "object", "properties": {RANGE_FIELD: RANGE_SCHEMA}, "additionalProperties": False},
+            "Parameters": {"type": "object", "properties": {RANGE_FIELD: RANGE_SCHEMA, EXPLAIN_FIELD: EXPLAIN_SCHEMA},
+                           "additionalProperties": False},
             "Instances": {"type": "object", "required": ["instances"], "additionalProperties": False, "properties": {
                 "instances": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": _ref("Ride")},
-                "parameters": _ref("Parameters"), RANGE_FIELD: RANGE_SCHEMA}},
+                "parameters": _ref("Parameters"), RANGE_FIELD: RANGE_SCHEMA, EXPLAIN_FIELD: EXPLAIN_SCHEMA}},
             "BigQueryCalls": {"type": "object", "required": ["calls"], "properties": {
                 "requestId": {"type": "string"},
                 "calls": {"type": "array", "minItems": 1, "maxItems": MAX_ROWS, "items": {
@@ -238,7 +273,10 @@ def openapi_spec() -> dict:
                 "userDefinedContext": {"type": "object", "additionalProperties": False, "properties": {RANGE_FIELD: {
                     **RANGE_SCHEMA, "type": "string", "example": "80",
                     "description": "set by the remote function's user_defined_context (deploy.sh: "
-                                   "predict_fare_range)"}}}},
+                                   "predict_fare_range)"}, EXPLAIN_FIELD: {
+                    **EXPLAIN_SCHEMA, "type": "string", "example": "true",
+                    "description": "set by the remote function's user_defined_context (deploy.sh: "
+                                   "predict_fare_explain)"}}}},
                 "description": "Keys other than calls and userDefinedContext are Google's and left alone"},
             "Fare": {"type": "object", "required": ["fare"], "additionalProperties": False,
                      "properties": {"fare": {"type": "number"}}},
@@ -247,6 +285,12 @@ def openapi_spec() -> dict:
                 "low": {"type": "number"}, "high": {"type": "number"}}},
             "FareWithRange": {"type": "object", "required": ["fare", "range"], "additionalProperties": False,
                               "properties": {"fare": {"type": "number"}, "range": _ref("FareRange")}},
+            "Breakdown": {"type": "object", "required": list(PARTS), "additionalProperties": False,
+                          "description": BREAKDOWN_HELP, "properties": {part: {"type": "number"} for part in PARTS}},
+            "FareExplained": {"type": "object", "required": ["fare", "breakdown"], "additionalProperties": False,
+                              "description": "the fare with its breakdown (explain), and its range when asked for",
+                              "properties": {"fare": {"type": "number"}, "range": _ref("FareRange"),
+                                             "breakdown": _ref("Breakdown")}},
             "Predictions": {"type": "object", "required": ["predictions"],
                             "properties": {"predictions": {"type": "array", "items": _priced()}}},
             "Replies": {"type": "object", "required": ["replies"],

@@ -13,7 +13,7 @@ import enum
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -24,7 +24,15 @@ from werkzeug.datastructures import MultiDict
 from taxifare.model.schema import INPUT_COLUMNS
 from taxifare.serving.hints import closest
 from taxifare.serving.quoting import quoted
-from taxifare.serving.validation import KNOWN_FIELDS, MAX_REPORTED_ERRORS, PARAMETERS, RANGE_FIELD, RefusedRows
+from taxifare.serving.validation import (
+    EXPLAIN_FIELD,
+    KNOWN_FIELDS,
+    MAX_REPORTED_ERRORS,
+    PARAMETERS,
+    RANGE_FIELD,
+    RIDE_OPTIONS,
+    RefusedRows,
+)
 
 MAX_ROWS = 10_000
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -72,11 +80,13 @@ class RequestError(Exception):
 
 @dataclass
 class RideRequest:
-    """Records to price (field -> raw value), the response shape, and the fare range asked for (if any)."""
+    """Records to price (field -> raw value), the response shape, the fare range asked for (if any), and
+    whether each fare's breakdown was asked for."""
 
     shape: Shape
     records: list[dict]
     coverage: int | None = None
+    explain: bool = False
 
     @property
     def row_label(self) -> str | None:
@@ -86,18 +96,28 @@ class RideRequest:
 
 CONTEXT = "userDefinedContext"
 """Options of a BigQuery remote function (its user_defined_context)."""
-OPTIONS = (RANGE_FIELD,)
-"""What `parameters` and `userDefinedContext` may hold."""
-BATCH_KEYS = ("instances", PARAMETERS, RANGE_FIELD)
+OPTIONS = (RANGE_FIELD, EXPLAIN_FIELD)
+"""The request options: what `parameters` and `userDefinedContext` may hold, and a ride or a batch may carry."""
+BATCH_KEYS = ("instances", PARAMETERS, *OPTIONS)
 """The keys of a batch envelope; anything else in it is refused, not ignored."""
 BIGQUERY_KEYS = ("calls", CONTEXT)
 """The keys of a BigQuery envelope we read; Google builds that body and may add others, which are left alone."""
 ENVELOPES = {"instances": '{"instances": [ride, ...]}', "calls": '{"calls": [[six values], ...]}'}
-QUERY_RANGE = "?range"
-"""How errors name a range given in the URL's query string beside a body."""
-RANGE_PLACES = {Shape.SINGLE: f"{RANGE_FIELD} (or {PARAMETERS}.{RANGE_FIELD})",
-                Shape.INSTANCES: f"{PARAMETERS}.{RANGE_FIELD}", Shape.BIGQUERY: f"{CONTEXT}.{RANGE_FIELD}"}
-"""Where each shape's range goes, as errors say it."""
+EXPLAIN_VALUES = {"true": True, "1": True, "false": False, "0": False}
+"""How an explain setting may be written (any case; JSON true and false too)."""
+Given = list[tuple[str, str, object]]
+"""Options as a request gives them: (option, the place errors name, the value as sent), in the order read."""
+
+
+def query_place(option: str) -> str:
+    """How errors name an option given in the URL's query string beside a body ("?range")."""
+    return f"?{option}"
+
+
+def option_home(option: str, shape: Shape) -> str:
+    """Where an option goes in a request of this shape, as errors say it."""
+    return {Shape.SINGLE: f"{option} (or {PARAMETERS}.{option})", Shape.INSTANCES: f"{PARAMETERS}.{option}",
+            Shape.BIGQUERY: f"{CONTEXT}.{option}"}[shape]
 
 
 def coverage_of(value: object, shape: Shape = Shape.SINGLE, place: str = RANGE_FIELD) -> int | None:
@@ -112,20 +132,50 @@ def coverage_of(value: object, shape: Shape = Shape.SINGLE, place: str = RANGE_F
     return value
 
 
-def agreed_coverage(places: list[tuple[str, object]], shape: Shape) -> int | None:
-    """The one range a request asks for, wherever it was given; a 400 naming both places when two disagree."""
-    chosen: tuple[str, int] | None = None
-    for place, value in places:
-        coverage = coverage_of(value, shape, place)
-        if coverage is None:
+def explain_of(value: object, shape: Shape = Shape.SINGLE, place: str = EXPLAIN_FIELD) -> bool | None:
+    """Whether a request asks for breakdowns: true or false (1 or 0; JSON or text), or None (absent, empty)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().lower() in EXPLAIN_VALUES:
+        return EXPLAIN_VALUES[value.strip().lower()]
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise RequestError(400, "invalid explain setting", {place: f"true or false (or 1 or 0); got {quoted(value)}"},
+                       shape)
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a request option's value is read (None: not given) and what errors call it ("a request has one range")."""
+
+    read: Callable[[object, Shape, str], object]
+    noun: str
+
+
+OPTION_READERS = {RANGE_FIELD: Option(coverage_of, "range"), EXPLAIN_FIELD: Option(explain_of, "explain setting")}
+
+
+def agreed_options(given: Given, shape: Shape) -> dict[str, object]:
+    """The one value of each option a request gives, wherever it gave it; a 400 naming both places when two disagree."""
+    chosen: dict[str, tuple[str, object]] = {}
+    for option, place, value in given:
+        reader = OPTION_READERS[option]
+        meant = reader.read(value, shape, place)
+        if meant is None:
             continue
-        if chosen is None:
-            chosen = place, coverage
-        elif coverage != chosen[1]:
-            raise RequestError(400, "conflicting ranges", {place: (
-                f"{coverage}, but {chosen[0]} is {chosen[1]}: a request has one range; give it once, in "
-                f"{RANGE_PLACES[shape]}")}, shape)
-    return chosen[1] if chosen else None
+        if option not in chosen:
+            chosen[option] = place, meant
+        elif meant != chosen[option][1]:
+            first_place, first = chosen[option]
+            raise RequestError(400, f"conflicting {reader.noun}s", {place: (
+                f"{json.dumps(meant)}, but {first_place} is {json.dumps(first)}: a request has one {reader.noun}; "
+                f"give it once, in {option_home(option, shape)}")}, shape)
+    return {option: meant for option, (_, meant) in chosen.items()}
+
+
+def ride_request(shape: Shape, records: list[dict], options: dict[str, object]) -> RideRequest:
+    """The request of these records with the options agreed on (none: the fare alone)."""
+    return RideRequest(shape, records, options.get(RANGE_FIELD), options.get(EXPLAIN_FIELD, False))
 
 
 def _refuse_repeated(document: dict, keys: tuple[str, ...], where: str, shape: Shape) -> None:
@@ -148,37 +198,40 @@ def _refuse_unknown(document: dict, allowed: tuple[str, ...], where: str, shape:
         raise RequestError(400, f"unknown keys in {where.rstrip('.') or 'the batch'}", details, shape)
 
 
-def options_in(holder: object, where: str, shape: Shape) -> object:
-    """The range value of an options object (`parameters`, `userDefinedContext`); a 400 for anything else in it."""
+def options_in(holder: object, where: str, shape: Shape) -> Given:
+    """The options of an options object (`parameters`, `userDefinedContext`); a 400 for anything else in it."""
     if holder is None:
-        return None
+        return []
     if not isinstance(holder, dict):
         raise RequestError(400, f"{where} must be a JSON object",
                            {where: f'got a JSON {json_type(holder)}; expected e.g. {{"{RANGE_FIELD}": 80}}'}, shape)
     _refuse_repeated(holder, OPTIONS, f"{where}.", shape)
     _refuse_unknown(holder, OPTIONS, f"{where}.", shape)
-    return holder.get(RANGE_FIELD)
+    return [(option, f"{where}.{option}", holder[option]) for option in OPTIONS if option in holder]
 
 
-def ride_options(ride: dict, where: str, shape: Shape) -> list[tuple[str, object]]:
-    """Take a JSON ride's options out of it (`range`, `parameters`): the (place, value) of each range given."""
+def taken_options(fields: dict, where: str = "") -> Given:
+    """Take the options out of a ride's fields or a batch envelope (`range`, `explain`), as given."""
+    return [(option, f"{where}{option}", fields.pop(option)) for option in OPTIONS if option in fields]
+
+
+def ride_options(ride: dict, where: str, shape: Shape) -> Given:
+    """Take a JSON ride's options out of it (`range`, `explain`, `parameters`), as given."""
     parameters = options_in(ride.pop(PARAMETERS, None), f"{where}{PARAMETERS}", shape)
-    return [(f"{where}{RANGE_FIELD}", ride.pop(RANGE_FIELD, None)), (f"{where}{PARAMETERS}.{RANGE_FIELD}", parameters)]
+    return [*taken_options(ride, where), *parameters]
 
 
-def fields_from_form(form: MultiDict, in_query: str | None = None) -> RideRequest:
+def fields_from_form(form: MultiDict, in_query: Given | None = None) -> RideRequest:
     """One ride from a query string or form (a werkzeug MultiDict); repeated fields are refused.
 
-    `in_query`: a range given in the URL's query string beside a form body.
+    `in_query`: options given in the URL's query string beside a form body.
     """
     repeated = {name: f"given {len(values)} times" for name, values in form.lists() if len(values) > 1}
     if repeated:
         raise RequestError(400, "repeated fields", repeated)
     fields = form.to_dict()
-    coverage = fields.pop(RANGE_FIELD, None)
-    if in_query is not None:
-        coverage = agreed_coverage([(QUERY_RANGE, in_query), (RANGE_FIELD, coverage)], Shape.SINGLE)
-    return RideRequest(Shape.SINGLE, [fields], coverage_of(coverage))
+    given = [*(in_query or ()), *taken_options(fields)]
+    return ride_request(Shape.SINGLE, [fields], agreed_options(given, Shape.SINGLE))
 
 
 def json_type(value: object) -> str:
@@ -281,17 +334,21 @@ def fields_from_query(request: Request) -> RideRequest:
     return fields_from_form(bounded_query(request))
 
 
-def query_range(request: Request) -> str | None:
-    """A range given in the query string of a request whose rides are in its body (`POST /predict?range=80`)."""
+def query_options(request: Request) -> Given:
+    """Options given in the query string of a request whose rides are in its body (`POST /predict?range=80`)."""
     if not request.query_string:
-        return None
-    values = bounded_query(request).getlist(RANGE_FIELD)
-    if len(values) > 1:
-        raise RequestError(400, "repeated fields", {QUERY_RANGE: f"given {len(values)} times"})
-    return values[0] if values else None
+        return []
+    query, given = bounded_query(request), []
+    for option in OPTIONS:
+        values = query.getlist(option)
+        if len(values) > 1:
+            raise RequestError(400, "repeated fields", {query_place(option): f"given {len(values)} times"})
+        if values:
+            given.append((option, query_place(option), values[0]))
+    return given
 
 
-def fields_from_form_body(body: bytearray, in_query: str | None) -> RideRequest:
+def fields_from_form_body(body: bytearray, in_query: Given) -> RideRequest:
     """One ride from an application/x-www-form-urlencoded body."""
     _check_field_count(body, "form")
     return fields_from_form(MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)), in_query)
@@ -344,10 +401,11 @@ def _batch(items: object, name: str, shape: Shape) -> list:
     return items
 
 
-def rides_from_json(document: object, in_query: str | None = None) -> RideRequest:
-    """Dispatch a parsed JSON body on its shape; `in_query`: a range given in the URL's query string."""
+def rides_from_json(document: object, in_query: Given | None = None) -> RideRequest:
+    """Dispatch a parsed JSON body on its shape; `in_query`: options given in the URL's query string."""
     if not isinstance(document, dict):
         raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": f"got a JSON {json_type(document)}"})
+    in_query = in_query or []
     if "calls" in document:
         return _bigquery_calls(document, in_query)
     if "instances" in document:
@@ -355,19 +413,20 @@ def rides_from_json(document: object, in_query: str | None = None) -> RideReques
     return _single_ride(document, in_query)
 
 
-def _bigquery_calls(document: dict, in_query: str | None) -> RideRequest:
-    """A BigQuery remote-function batch: six values a row, the range in userDefinedContext."""
+def _bigquery_calls(document: dict, in_query: Given) -> RideRequest:
+    """A BigQuery remote-function batch: six values a row, the options in userDefinedContext."""
     shape = Shape.BIGQUERY
     _refuse_repeated(document, BIGQUERY_KEYS, "", shape)
     parameters = document.get(PARAMETERS)
-    misplaced = [place for place, given in ((RANGE_FIELD, RANGE_FIELD in document), (f"{PARAMETERS}.{RANGE_FIELD}",
-                 isinstance(parameters, dict) and RANGE_FIELD in parameters)) if given]
-    if misplaced:  # a hand-built call, not Google's: say where the range goes rather than ignore it
-        raise RequestError(400, "range in the wrong place", {place: (
-            f"BigQuery calls take the range in {CONTEXT}.{RANGE_FIELD} (the remote function's user_defined_context)")
-            for place in misplaced}, shape)
-    coverage = agreed_coverage([(QUERY_RANGE, in_query),
-                                (f"{CONTEXT}.{RANGE_FIELD}", options_in(document.get(CONTEXT), CONTEXT, shape))], shape)
+    misplaced = {place: option for option in OPTIONS for place, given in (
+        (option, option in document), (f"{PARAMETERS}.{option}", isinstance(parameters, dict) and option in parameters))
+        if given}
+    if misplaced:  # a hand-built call, not Google's: say where the option goes rather than ignore it
+        nouns = dict.fromkeys(OPTION_READERS[option].noun for option in misplaced.values())
+        raise RequestError(400, f"{' and '.join(nouns)} in the wrong place", {place: (
+            f"BigQuery calls take the {OPTION_READERS[option].noun} in {CONTEXT}.{option} (the remote function's "
+            "user_defined_context)") for place, option in misplaced.items()}, shape)
+    options = agreed_options([*in_query, *options_in(document.get(CONTEXT), CONTEXT, shape)], shape)
     calls = _batch(document["calls"], "calls", shape)
     malformed = RefusedRows()
     for index, call in enumerate(calls):
@@ -376,29 +435,28 @@ def _bigquery_calls(document: dict, in_query: str | None) -> RideRequest:
                                               f"({', '.join(INPUT_COLUMNS)})"})
     if malformed.count:
         raise RequestError(400, "malformed calls", malformed.details, shape, malformed.count)
-    return RideRequest(shape, [dict(zip(INPUT_COLUMNS, call, strict=True)) for call in calls], coverage)
+    return ride_request(shape, [dict(zip(INPUT_COLUMNS, call, strict=True)) for call in calls], options)
 
 
-def _instances(document: dict, in_query: str | None) -> RideRequest:
-    """A Vertex AI / KServe batch; one range for all, in parameters, beside instances or in the instances."""
+def _instances(document: dict, in_query: Given) -> RideRequest:
+    """A Vertex AI / KServe batch; one value of each option for all, in parameters, beside instances or in them."""
     shape = Shape.INSTANCES
     _refuse_repeated(document, BATCH_KEYS, "", shape)
     _refuse_unknown(document, BATCH_KEYS, "", shape)
     instances = _batch(document["instances"], "instances", shape)
-    places = [(QUERY_RANGE, in_query), (RANGE_FIELD, document.get(RANGE_FIELD)),
-              (f"{PARAMETERS}.{RANGE_FIELD}", options_in(document.get(PARAMETERS), PARAMETERS, shape))]
+    given = [*in_query, *taken_options(document), *options_in(document.get(PARAMETERS), PARAMETERS, shape)]
     malformed = RefusedRows()
     for index, instance in enumerate(instances):
         if not isinstance(instance, dict):
             malformed.add({f"instances[{index}]": "expected a JSON object of ride fields"})
-        elif RANGE_FIELD in instance or PARAMETERS in instance:
-            places += ride_options(instance, f"instances[{index}].", shape)
+        elif not instance.keys().isdisjoint(RIDE_OPTIONS):
+            given += ride_options(instance, f"instances[{index}].", shape)
     if malformed.count:
         raise RequestError(400, "malformed instances", malformed.details, shape, malformed.count)
-    return RideRequest(shape, instances, agreed_coverage(places, shape))
+    return ride_request(shape, instances, agreed_options(given, shape))
 
 
-def _single_ride(document: dict, in_query: str | None) -> RideRequest:
+def _single_ride(document: dict, in_query: Given) -> RideRequest:
     """One ride as a JSON object; a body with no ride field but a misspelt envelope gets one clear error."""
     if document.keys().isdisjoint(KNOWN_FIELDS):
         for key in document:
@@ -406,8 +464,8 @@ def _single_ride(document: dict, in_query: str | None) -> RideRequest:
             if envelope:
                 raise RequestError(400, f"unknown key {quoted(key)}: did you mean {envelope}?",
                                    {key: f"did you mean {envelope}? A batch is {ENVELOPES[envelope]}"})
-    places = [(QUERY_RANGE, in_query), *ride_options(document, "", Shape.SINGLE)]  # the parsed body is ours
-    return RideRequest(Shape.SINGLE, [document], agreed_coverage(places, Shape.SINGLE))
+    given = [*in_query, *ride_options(document, "", Shape.SINGLE)]  # the parsed body is ours
+    return ride_request(Shape.SINGLE, [document], agreed_options(given, Shape.SINGLE))
 
 
 def parse_ride_request(request: Request) -> RideRequest:
@@ -416,10 +474,10 @@ def parse_ride_request(request: Request) -> RideRequest:
         return fields_from_query(request)
     body = read_body(request)
     if request.mimetype == FORM_TYPE and not body.lstrip().startswith((b"{", b"[")):
-        return fields_from_form_body(body, query_range(request))  # JSON sent as a form (curl -d) is read as JSON
+        return fields_from_form_body(body, query_options(request))  # JSON sent as a form (curl -d) is read as JSON
     if not body.strip():
         if request.query_string:
             return fields_from_query(request)
         raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": "empty"})
-    in_query = query_range(request)
+    in_query = query_options(request)
     return rides_from_json(parse_json(body), in_query)

@@ -45,9 +45,11 @@ AREA_PATH = "/model/area"
 ENDS = (("pickup", "from"), ("dropoff", "to"))
 RANGE_FIELD = "range"
 """Opt-in: the coverage, in percent, of the fare range to add to the answer ("range=80")."""
+EXPLAIN_FIELD = "explain"
+"""Opt-in: each fare's breakdown, what the model starts from and what each group of features adds ("explain=1")."""
 PARAMETERS = "parameters"
 """Options beside a batch's instances (Vertex AI's name), or beside a JSON ride's fields."""
-RIDE_OPTIONS = (RANGE_FIELD, PARAMETERS)
+RIDE_OPTIONS = (RANGE_FIELD, EXPLAIN_FIELD, PARAMETERS)
 """What a ride may carry beside its fields (request_parsing takes them out before validation). An unknown
 field close to one ("rnage") is a misspelt option and refused: ignoring it would price without the option."""
 OUTSIDE = "outside the NYC service area"

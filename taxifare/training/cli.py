@@ -1,4 +1,4 @@
-"""Command line: `python -m taxifare {train,evaluate,compare,synthesize}`.
+"""Command line: `python -m taxifare {train,evaluate,compare,explain,synthesize}`.
 
 `train` with no --data uses the embedded default: the real rides in ../shared/data beside the
 checkout when that folder exists (or TAXIFARE_DATA_DIR), else a synthetic set, said loudly.
@@ -25,6 +25,8 @@ from taxifare.training.bigquery_options import (
     query_source,
 )
 from taxifare.training.comparison_options import BOOTSTRAP_SAMPLES, DEFAULT_COVERAGE, Outcome
+from taxifare.training.explain_options import DESCRIPTION as EXPLAIN_DESCRIPTION
+from taxifare.training.explain_options import add_explain_arguments
 
 DATA_DIR_ENV = "TAXIFARE_DATA_DIR"
 SHARED_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -204,6 +206,13 @@ def trained_on(metadata: dict, sources: Sequence[str]) -> list[str]:
     return [source for source in sources if public_source(source) in training]
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from taxifare.training import explain_command
+
+    print(explain_command.explain_rides(read_predictor(args.model), args))
+    return 0
+
+
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from taxifare.training.synthetic import generate_rides
 
@@ -333,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="score even on rides a model's model.json lists among its training data")
     add_data_options(compare_models, "random seed of the sampling and the bootstrap (default 0)")
     compare_models.set_defaults(run=cmd_compare, command_parser=compare_models)
+
+    explain = commands.add_parser("explain", help="why each fare: a base and what each group of features adds, as a "
+                                  "table", description=EXPLAIN_DESCRIPTION)
+    add_explain_arguments(explain)
+    explain.add_argument("--limit", type=whole_number(1), metavar="ROWS", help="explain at most this many rides of --data")
+    explain.set_defaults(run=cmd_explain, command_parser=explain)
 
     synthesize = commands.add_parser("synthesize", help="write synthetic rides in the Kaggle schema (NYC TLC fares)")
     synthesize.add_argument("--rows", type=whole_number(1), required=True, help="how many rides")

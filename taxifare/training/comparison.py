@@ -6,6 +6,8 @@ the real fare and how wide it was. Each model's RMSE is set against the first mo
 reference, usually the one serving) with a paired bootstrap: the rides are resampled together for
 both models, so the 95% interval says how far the difference could move on other rides like these.
 An interval that excludes zero is a difference the data shows; one that straddles zero is not.
+Last, what each model's fares are made of: the mean absolute dollars each group of features adds to
+them on these rides (the global view of the per-ride breakdowns; taxifare.training.importance).
 """
 
 from collections.abc import Mapping
@@ -15,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from taxifare.model.fare_model import FareModel
-from taxifare.model.features import RideFeatureMap
+from taxifare.model.features import GROUPS, RideFeatureMap
 from taxifare.training.comparison_options import BOOTSTRAP_SAMPLES, DEFAULT_COVERAGE, Outcome
+from taxifare.training.importance import explainable
 from taxifare.training.pipeline import DISTANCE_FEATURE, SHORT_TRIP_KM
 
 CONFIDENCE = 0.95
@@ -60,13 +63,15 @@ class Difference:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Scores of every model on every segment, and each later model's RMSE difference from the first."""
+    """Scores of every model on every segment, each later model's RMSE difference from the first, and what
+    each model's fares are made of (group -> mean absolute dollars; None for a model without breakdowns)."""
 
     models: tuple[str, ...]
     coverage: int
     rides: dict[str, int]
     scores: dict[tuple[str, str], Scores]
     differences: dict[tuple[str, str], Difference]
+    importance: dict[str, dict[str, float] | None]
 
     @property
     def reference(self) -> str:
@@ -171,7 +176,10 @@ def compare(predictors: Mapping[str, object], rides: pd.DataFrame, fares: np.nda
                 tail = (1 - CONFIDENCE) / 2 * 100
                 low, high = (float(x) for x in np.percentile(resampled[index], [tail, 100 - tail]))
             differences[segment, name] = Difference(estimate, low, high)
-    return Comparison(models, coverage, rides_in, scores, differences)
+    compiled = {name: explainable(model) for name, model in predictors.items()}
+    importance = {name: None if model is None else model.explain(rides).importance()
+                  for name, model in compiled.items()}
+    return Comparison(models, coverage, rides_in, scores, differences, importance)
 
 
 def verdict(comparison: Comparison, model: str) -> str:
@@ -220,6 +228,20 @@ def format_comparison(comparison: Comparison) -> str:
             if index:
                 row += f"   {_interval(comparison.differences[segment, name])}"
             lines.append(row)
-    lines.append("")
+    lines += ["", *format_importance(comparison), ""]
     lines += [verdict(comparison, name) for name in comparison.models[1:]]
     return "\n".join(lines)
+
+
+def format_importance(comparison: Comparison) -> list[str]:
+    """What each model's fares are made of: one row per group, the reference's biggest first, a column per model."""
+    importance = comparison.importance
+    reference = importance[comparison.reference] or {}
+    title = "what moves the fares"
+    width = max(len(title), *(len(group) for group in GROUPS)) + 2
+    lines = [f"{title:<{width}}" + "".join(f"{name:>9}" for name in comparison.models)
+             + "   mean absolute dollars each group adds, on these rides"]
+    for group in sorted(GROUPS, key=lambda group: -reference.get(group, 0)):
+        lines.append(f"{group:<{width}}" + "".join(f"{_dollars(None if found is None else found[group]):>9}"
+                                                   for found in (importance[name] for name in comparison.models)))
+    return lines

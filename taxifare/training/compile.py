@@ -2,7 +2,8 @@
 
 The compiled model gives the pipeline's fares and ranges (to 1e-9, tests/test_compiled_model.py)
 without scikit-learn: the feature map is taken as is; each HistGradientBoostingRegressor's trees
-are copied into flat arrays (taxifare.model.trees), and a bag becomes one ensemble of all its
+are copied into flat arrays (taxifare.model.trees), with the training rows through each node (what
+the fare breakdowns weigh by, taxifare.model.tree_shap), and a bag becomes one ensemble of all its
 members' trees, each weighted 1/n.
 """
 
@@ -53,7 +54,7 @@ def compile_regressor(regressor: HistGradientBoostingRegressor) -> TreeEnsemble:
     trees = [
         TreeNodes(feature=tree["feature_idx"], threshold=tree["num_threshold"], left=tree["left"], right=tree["right"],
                   is_leaf=tree["is_leaf"].astype(bool), missing_left=tree["missing_go_to_left"].astype(bool),
-                  value=tree["value"], depth=int(tree["depth"].max()))
+                  value=tree["value"], cover=tree["count"].astype(np.float64), depth=int(tree["depth"].max()))
         for tree in nodes
     ]
     return TreeEnsemble.from_trees(trees, baseline=float(np.ravel(regressor._baseline_prediction)[0]))

@@ -37,6 +37,7 @@ from taxifare.training.evaluation import (
     score_range,
     short_rides,
 )
+from taxifare.training.importance import group_importance
 from taxifare.training.pipeline import (
     N_SHORT_MEMBERS,
     N_TRIP_MODELS,
@@ -170,6 +171,7 @@ def train_and_save(
             "ranges": {str(coverage): {"coverage": round(r.coverage, 4), "mean_width": round(r.mean_width, 2)}
                        for coverage, r in ranges.items()},
         },
+        "importance": group_importance(model, X_test),
         "baselines": {"fit_on": "every valid training ride (evaluate applies them to new rides)",
                       **baseline_parameters(rides, y)},
         "range_coverages": list(model.range_coverages),
