@@ -780,7 +780,7 @@ SMOKE_FAILURES=0
 SMOKE_CHECKS=0
 
 # smoke_check NAME KIND STATUS METHOD URL [JSON_BODY]: call the URL and check the answer's status,
-# body (KIND: health, greeting, fare, range, predictions, replies, range-replies, error) and the
+# body (KIND: health, greeting, fare, range, explain, predictions, replies, range-replies, error) and the
 # X-Model-Version header.
 smoke_check() {
   local name=$1 kind=$2 expected=$3 method=$4 url=$5 body=${6:-} response status problem version
@@ -826,6 +826,15 @@ def is_range(x):
     return (isinstance(r, dict) and r.get("coverage") == 80 and is_fare(r.get("low")) and is_fare(r.get("high"))
             and r["low"] <= x["fare"] <= r["high"])
 
+def is_explained(x):
+    """A fare and its breakdown: a base and the groups, whose cents add up to the fare's."""
+    if not (isinstance(x, dict) and list(x) == ["fare", "breakdown"] and is_fare(x["fare"])):
+        return False
+    parts = x["breakdown"]
+    return (isinstance(parts, dict) and "base" in parts and len(parts) > 1
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in parts.values())
+            and sum(round(v * 100) for v in parts.values()) == round(x["fare"] * 100))
+
 def two(key, check):
     return lambda a: (isinstance(a, dict) and list(a) == [key] and isinstance(a[key], list) and len(a[key]) == 2
                       and all(check(x) for x in a[key]))
@@ -837,6 +846,7 @@ EXPECTED = {
     "greeting": ('{"greeting": "Hello"}', lambda a: a == {"greeting": "Hello"}),
     "fare": ('{"fare": <positive number>}', lambda a: isinstance(a, dict) and list(a) == ["fare"] and is_fare(a["fare"])),
     "range": ('{"fare": f, "range": {"coverage": 80, "low": <= f, "high": >= f}}', is_range),
+    "explain": ('{"fare": f, "breakdown": {"base": ..., group: ...}} whose cents add up to f', is_explained),
     "predictions": ('{"predictions": [<positive number>, <positive number>]}', two("predictions", is_fare)),
     "replies": ('{"replies": [<positive number>, <positive number>]}', two("replies", is_fare)),
     "range-replies": ('{"replies": [<fare with range>, <fare with range>]}', two("replies", is_range)),
@@ -877,6 +887,7 @@ step_smoke() {
   smoke_check "GET  /" greeting 200 GET "$base/"
   smoke_check "GET  /predict" fare 200 GET "$base/predict?$SMOKE_QUERY"
   smoke_check "GET  /predict range=80" range 200 GET "$base/predict?$SMOKE_QUERY&range=80"
+  smoke_check "GET  /predict explain=1" explain 200 GET "$base/predict?$SMOKE_QUERY&explain=1"
   smoke_check "POST / one ride" fare 200 POST "$base/" "$SMOKE_INSTANCE"
   smoke_check "POST / instances" predictions 200 POST "$base/" "{\"instances\": $rides}"
   smoke_check "POST / BigQuery calls" replies 200 POST "$base/" "{\"requestId\": \"smoke\", \"calls\": $calls}"

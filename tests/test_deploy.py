@@ -936,11 +936,13 @@ def test_delete_removes_the_monitoring_too():
 
 VERSION = "20260101-000000-abcdef12"
 RANGE = {"fare": 9.5, "range": {"coverage": 80, "low": 7.0, "high": 12.0}}
+EXPLAINED = {"fare": 9.5, "breakdown": {"base": 11.3, "distance": -2.05, "pickup place": 0.25}}
 GOOD = {
     "health": (200, {"status": "ok", "model_version": VERSION, "model_sha256": "ab" * 32}),
     "greeting": (200, {"greeting": "Hello"}),
     "fare": (200, {"fare": 9.5}),
     "range": (200, RANGE),
+    "explain": (200, EXPLAINED),
     "ride": (200, {"fare": 9.5}),
     "instances": (200, {"predictions": [9.5, 9.5]}),
     "calls": (200, {"replies": [9.5, 9.5]}),
@@ -958,7 +960,9 @@ def request_kind(method, target, body):
             return "health"
         if not query:
             return "greeting"
-        return "error" if "pickup_latitude=north" in query else "range" if "range=80" in query else "fare"
+        if "pickup_latitude=north" in query:
+            return "error"
+        return "range" if "range=80" in query else "explain" if "explain=1" in query else "fare"
     if b'"instances"' in body:
         return "instances"
     if b'"calls"' in body:
@@ -1033,10 +1037,11 @@ def test_smoke_passes_against_a_correct_fake_and_sends_every_shape(fake_server):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("ok   ") == CHECKS
     kinds = [request_kind(method, path, body) for method, path, _, body in requests]
-    assert kinds == ["health", "greeting", "fare", "range", "ride", "instances", "calls", "calls-range", "error"]
+    assert kinds == ["health", "greeting", "fare", "range", "explain", "ride", "instances", "calls", "calls-range",
+                     "error"]
     assert "pickup_datetime=2013-07-06%2017:18:00" in requests[2][1]
-    assert json.loads(requests[5][3])["instances"][1]["passenger_count"] == 1
-    assert json.loads(requests[7][3])["userDefinedContext"] == {"range": "80"}
+    assert json.loads(requests[6][3])["instances"][1]["passenger_count"] == 1
+    assert json.loads(requests[8][3])["userDefinedContext"] == {"range": "80"}
     assert all("Authorization" not in headers for _, _, headers, _ in requests)
 
 
@@ -1049,6 +1054,9 @@ BROKEN = {
     "no-version-header": ({kind: (*answer, None) for kind, answer in GOOD.items()}, CHECKS),
     "range-not-around-the-fare": ({**GOOD, "range": (200, {**RANGE, "range": {"coverage": 80, "low": 10, "high": 12}})},
                                   1),
+    "breakdown-not-adding-up": ({**GOOD, "explain": (200, {**EXPLAINED, "fare": 9.6})}, 1),
+    "breakdown-without-base": ({**GOOD, "explain": (200, {"fare": 9.5, "breakdown": {"distance": 9.5}})}, 1),
+    "explain-ignored": ({**GOOD, "explain": (200, {"fare": 9.5})}, 1),
     "replies-of-numbers-for-a-range": ({**GOOD, "calls-range": (200, {"replies": [9.5, 9.5]})}, 1),
     "replies-missing": ({**GOOD, "calls": (200, {"predictions": [9.5, 9.5]})}, 1),
     "error-priced": ({**GOOD, "error": (200, {"fare": 9.5})}, 1),
