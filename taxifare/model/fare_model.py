@@ -6,8 +6,9 @@ loading it runs no foreign code (taxifare.model.loading).
 
 A model prices each ride with the ensemble of the segment the ride falls in: rides are routed on
 one feature against sorted edges (trips under 100 m to their own model). With no edges, one
-ensemble prices every ride. A ride longer than the training rides is never cheaper than the same
-line's fare at the reach plus a rate per km (LongTrips). A model may also carry a fare range: two
+ensemble prices every ride. No fare is below the meter's start fare, and a ride longer than the
+training rides is never cheaper than the same line's fare at the reach plus a rate per km
+(LongTrips). A model may also carry a fare range: two
 quantile ensembles widened by margins calibrated for a few coverages (conformal prediction), never
 below the start fare, and always around the fare itself.
 """
@@ -19,12 +20,15 @@ import numpy as np
 from taxifare.model.checks import require_array, require_indices
 from taxifare.model.features import RideFeatureMap
 from taxifare.model.long_trips import LongTrips
+from taxifare.model.schema import START_FARE
 from taxifare.model.service_area import ServiceArea
 from taxifare.model.sorted_lookup import position_right
 from taxifare.model.trees import TreeEnsemble
 
 FORMAT_VERSION = 3
 """Bumped whenever the fields below change meaning: a server refuses files of another version."""
+RANGE_COVERAGES = (50, 80, 90, 95)
+"""The coverages (percent) training calibrates a fare range for unless told otherwise (/openapi.json says so)."""
 
 
 def range_around(low: np.ndarray, high: np.ndarray, fares: np.ndarray, margin: float,
@@ -59,9 +63,10 @@ class FareRange:
             if not isinstance(ensemble, TreeEnsemble):
                 raise ValueError("a fare range needs two TreeEnsembles")
             ensemble.check(n_features)
-        if not (isinstance(self.margins, dict) and self.margins
-                and all(isinstance(c, int) and 0 < c < 100 and isinstance(m, float) for c, m in self.margins.items())):
-            raise ValueError("range margins must map coverages (1-99) to dollars")
+        if not (isinstance(self.margins, dict) and self.margins and all(
+                isinstance(c, int) and 0 < c < 100 and isinstance(m, float) and np.isfinite(m)
+                for c, m in self.margins.items())):
+            raise ValueError("range margins must map coverages (1-99) to finite dollars")
         if not isinstance(self.min_fare, float):
             raise ValueError("min_fare must be a float")
 
@@ -106,7 +111,7 @@ class FareModel:
     def predict(self, rides: object) -> np.ndarray:
         """The fare of each ride, in input order."""
         X = self.features.compute(rides)
-        return self._long_trips_floored(rides, X, self.fares_of(X))
+        return self._floored(rides, X, self.fares_of(X))
 
     def predict_range(self, rides: object, coverage: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fares, low, high): each ride's fare and a range meant to hold `coverage` percent of real fares.
@@ -116,10 +121,12 @@ class FareModel:
         if coverage not in self.range_coverages:
             raise ValueError(f"no {coverage}% range: this model has {list(self.range_coverages) or 'none'}")
         X = self.features.compute(rides)
-        fares = self._long_trips_floored(rides, X, self.fares_of(X))
+        fares = self._floored(rides, X, self.fares_of(X))
         return (fares, *self.fare_range.bounds(X, fares, coverage))
 
-    def _long_trips_floored(self, rides: object, X: np.ndarray, fares: np.ndarray) -> np.ndarray:
+    def _floored(self, rides: object, X: np.ndarray, fares: np.ndarray) -> np.ndarray:
+        """The trees' fares raised to the start fare, and to the long-trip floor for rides past its reach."""
+        fares = np.maximum(fares, START_FARE)
         if self.long_trips is None:
             return fares
         return self.long_trips.floored(rides, X, fares, lambda cut: self.fares_of(self.features.compute(cut)))
