@@ -1,5 +1,6 @@
 """The HTTP contract, in-process through functions_framework.create_app(...).test_client()."""
 
+import io
 import json
 import random
 import re
@@ -8,7 +9,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
+from taxifare.serving.request_parsing import EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
 from taxifare.serving.validation import MAX_REPORTED_ERRORS
 
 RIDE = {
@@ -319,7 +321,7 @@ def test_unknown_path_is_404_json(client, path):
 def test_a_full_batch_of_the_cap_is_priced(client):
     response = client.post("/", json={"instances": [RIDE] * MAX_ROWS})
     assert response.status_code == 200
-    assert len(set(response.get_json()["predictions"])) == 1
+    assert response.get_json() == {"predictions": [fare_of(client, query())] * MAX_ROWS}
 
 
 # --- CORS ---------------------------------------------------------------------------------
@@ -348,15 +350,22 @@ def test_health_reports_the_model_version(client, trained_model):
 
 
 def test_model_endpoint_serves_model_json(client, trained_model):
-    _, result = trained_model
-    assert client.get("/model").get_json() == result.metadata
+    out, _ = trained_model
+    assert client.get("/model").get_json() == json.loads((out / "model.json").read_text())
 
 
 def test_openapi_describes_every_endpoint(client):
+    """Every path the router answers is documented, and nothing else: read from the router's own tables."""
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    assert {"/", "/predict", "/health", "/model"} <= set(spec["paths"])
-    assert set(spec["paths"]["/predict"]) == {"get", "post"}
+    kserve = "/v1/models/{model}:predict"
+    assert KSERVE_PATH.fullmatch(kserve.replace("{model}", "taxifare"))
+    assert set(spec["paths"]) == {*PREDICT_PATHS, kserve, *PAGES}
+    for path in PREDICT_PATHS:
+        assert set(spec["paths"][path]) == {"get", "post"}, path
+    for path in PAGES:
+        assert set(spec["paths"][path]) == {"get"}, path
+    assert set(spec["paths"][kserve]) == {"post"}
 
 
 ABSOLUTE_URL = re.compile(r"""(?:\b(?:src|href|action|poster)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?|"""
@@ -493,3 +502,48 @@ def test_preflight_advertises_only_the_methods_a_path_takes(client):
     assert client.options("/health").headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
     assert client.options("/predict").headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
     assert client.options("/nowhere").status_code == 404
+
+
+# --- the safety net: what no input should ever cause is still a plain 500 -----------------------
+
+def test_an_unexpected_error_is_a_plain_500_with_cors_and_one_logged_trace(client, capsys, monkeypatch):
+    """A fault injected where no input can reach (pricing raises): the net in api.handle answers it."""
+    from taxifare.serving import api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals /work/x.py")
+
+    monkeypatch.setattr(api, "price", broken)
+    capsys.readouterr()
+    response = client.get(query())
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal error", "details": {}}
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["X-Model-Version"]
+    assert "secret" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    traces = [entry for entry in entries if "Traceback" in entry["message"]]
+    assert len(traces) == 1 and traces[0]["severity"] == "ERROR"
+    assert traces[0]["message"].startswith("unhandled error on GET /predict\n")
+    assert "RuntimeError: secret internals" in traces[0]["message"]
+    (request,) = [entry for entry in entries if "httpRequest" in entry]
+    assert (request["severity"], request["httpRequest"]["status"], request["error"]) == ("ERROR", 500, "RuntimeError")
+    monkeypatch.undo()
+    assert client.get(query()).status_code == 200  # the next request is answered as usual
+
+
+# --- a chunked upload (no Content-Length) is capped while it is read -----------------------------
+
+@pytest.mark.parametrize(("size", "status"), [(MAX_BODY_BYTES, 400), (MAX_BODY_BYTES + 1, 413)])
+def test_a_chunked_body_over_the_cap_is_413_while_one_at_the_cap_is_read(client, size, status):
+    """gunicorn passes a chunked body on with wsgi.input_terminated and no length: only the read can cap it."""
+    body = io.BytesIO(b" " * size)  # blanks: at the cap it is read whole, then found empty
+    response = client.post("/", input_stream=body, content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"}, environ_base={"wsgi.input_terminated": True})
+    assert response.status_code == status
+    if status == 413:
+        assert response.get_json() == {
+            "error": "the body is over the limit of 3,145,728 bytes: one request takes at most 10,000 rides",
+            "details": {"body": "at most 3,145,728 bytes; split the rides into requests of at most 10,000"}}
+    else:
+        assert response.get_json() == {"error": f"expected {EXPECTED_BODY}", "details": {"body": "empty"}}
