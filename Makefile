@@ -5,14 +5,16 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 MODEL := models/model.joblib
 
-.PHONY: run test train bench soak audit mutate mutate-report clean
+.PHONY: run test train bench bench-bigquery soak audit mutate mutate-report clean
 
 $(BIN)/python:
+	@echo "taxifare: creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 # requirements.txt is what the deployed function needs; training (make run trains) adds requirements-train.txt.
 $(VENV)/.installed: requirements.txt requirements-train.txt | $(BIN)/python
+	@echo "taxifare: installing the training dependencies into $(VENV) (first run only: about 45 s with a warm pip cache, more when it downloads)"
 	$(BIN)/pip install -q -r requirements-train.txt
 	touch $@
 
@@ -21,6 +23,7 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements-train.txt requirements
 	touch $@ $(VENV)/.installed
 
 $(MODEL): | $(VENV)/.installed
+	@echo "taxifare: training $(MODEL) (first run only: about 20 s; 'make train' retrains)"
 	$(BIN)/python -m taxifare train --out models
 
 ## run: install, train a model on first run, serve the function on $(PORT) (gunicorn)
@@ -44,6 +47,10 @@ bench: $(VENV)/.dev-installed $(MODEL)
 	$(BIN)/python scripts/benchmark_serving.py
 	$(BIN)/python scripts/benchmark_hostile.py
 	$(BIN)/python scripts/dependency_sizes.py
+
+## bench-bigquery: 1M synthetic rides in a local BigQuery -> trained model: read vs fit time, peak RSS, Storage Read vs REST (~25 min)
+bench-bigquery: $(VENV)/.dev-installed
+	$(BIN)/python scripts/benchmark_bigquery.py
 
 ## soak: 50,000 requests at 16 connections on loopback; errors, p50/p99 and memory over time
 soak: $(VENV)/.dev-installed $(MODEL)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real shared rides, a model trained on them once, a GCS emulator."""
+"""Shared fixtures: the real shared rides, a model trained on them once, GCS and BigQuery emulators."""
 
 import functools
 import hashlib
@@ -9,6 +9,7 @@ import tempfile
 import threading
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from threadpoolctl import threadpool_limits
@@ -17,7 +18,9 @@ from taxifare.serving.model_store import LOADER_THREAD_NAME
 from taxifare.training.cleaning import clean_rides
 from taxifare.training.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
 from taxifare.training.data import read_rides
+from taxifare.training.sources import load_rides
 from taxifare.training.train import TrainingResult, train_and_save
+from tests.bigquery_emulator import KAGGLE_SCHEMA, TLC_SCHEMA, BigQueryEmulator, kaggle_csv, tlc_csv
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
 
 threadpool_limits(limits=1, user_api="openmp")
@@ -64,7 +67,12 @@ def trained_model(shared_csvs, tmp_path_factory):
     if cache:
         return cached_training(Path(cache), tuple(shared_csvs))
     out = tmp_path_factory.mktemp("model")
-    return out, train_and_save(read_rides(shared_csvs), out)
+    return out, _train(shared_csvs, out)
+
+
+def _train(csvs, out: Path) -> TrainingResult:
+    with threadpool_limits(limits=1):  # as the CLI trains: more threads spin against each other on 2 shared cores
+        return train_and_save(load_rides(csvs), out)
 
 
 @functools.cache  # also in memory: mutmut forks a worker per mutant from the process that ran the suite once
@@ -74,7 +82,7 @@ def cached_training(cache: Path, csvs: tuple[str, ...]) -> tuple[Path, TrainingR
     if not out.is_dir():
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache, prefix="training-"))
-        result = train_and_save(read_rides(list(csvs)), staging)
+        result = _train(list(csvs), staging)
         (staging / "training-result.pickle").write_bytes(pickle.dumps(result))
         try:
             staging.rename(out)  # whole or not at all: a run stopped midway leaves only its staging folder
@@ -101,6 +109,32 @@ def gcs(monkeypatch):
     monkeypatch.setenv(EMULATOR_ENV, emulator.url)
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(shared_csvs):
+    """One local BigQuery for the session, the shared rides loaded three ways.
+
+    `kaggle`: the Kaggle schema, file order; `shuffled`: the same rows in another order; `tlc`: the same
+    rides shaped like an NYC TLC yellow-trip table (tolls apart, DATETIME pickups, NUMERIC coordinates).
+    """
+    emulator = BigQueryEmulator().start()
+    try:
+        emulator.tables = SimpleNamespace(
+            kaggle=emulator.load_csv("kaggle", kaggle_csv(shared_csvs), KAGGLE_SCHEMA),
+            shuffled=emulator.load_csv("shuffled", kaggle_csv(shared_csvs, order_seed=7), KAGGLE_SCHEMA),
+            tlc=emulator.load_csv("tlc", tlc_csv(shared_csvs), TLC_SCHEMA))
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def bigquery(bigquery_emulator, monkeypatch):
+    """The session's local BigQuery, with this process's environment pointing at it."""
+    for name, value in bigquery_emulator.env.items():
+        monkeypatch.setenv(name, value)
+    return bigquery_emulator
 
 
 @pytest.fixture(scope="session")

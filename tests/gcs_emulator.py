@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,6 +24,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_answering(url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Whether GET url answers within `timeout` seconds (giving up early once `alive()` is false)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 class GcsEmulator:
@@ -41,13 +54,8 @@ class GcsEmulator:
              "-port", str(self.port), "-external-url", self.url, "-log-level", "info"],
             stdout=subprocess.DEVNULL, stderr=self._log,
         )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_until_answering(f"{self.url}/storage/v1/b", timeout=15):
+            return self
         self.stop()
         raise RuntimeError(f"fake-gcs-server did not start: {self.log_path.read_text()[-2000:]}")
 

@@ -29,6 +29,26 @@ def test_train_then_evaluate(shared_csvs, tmp_path):
     evaluated = run("evaluate", "--model", str(tmp_path / "model.joblib"), "--data", shared_csvs[1])
     assert evaluated.returncode == 0, evaluated.stderr
     assert "valid rides" in evaluated.stdout and "RMSE" in evaluated.stdout
+    table = table_rows(evaluated.stdout)  # what train prints, so a model can be judged on new rides
+    assert set(table) == {"mean fare", "distance-only linear", "taxifare pipeline"}
+    assert table["taxifare pipeline"][0] < table["distance-only linear"][0] < table["mean fare"][0]
+    assert "fit on the model's training rides" in evaluated.stdout
+    coverages = [line for line in evaluated.stdout.splitlines() if "% range: held the fare of" in line]
+    assert len(coverages) == len(metadata["range_coverages"]) and all("mean width $" in line for line in coverages)
+
+
+def table_rows(output: str) -> dict[str, list[float]]:
+    """The score table's rows: name -> [RMSE, trips, short, MAE] (nan for "-")."""
+    rows = {}
+    for cells in (line.split() for line in output.splitlines()):
+        *name, rmse, trips, short, mae = cells if len(cells) >= 5 else ["model", "", "", "", ""]
+        if name != ["model"] and all(_number(cell) for cell in (rmse, trips, short, mae)):
+            rows[" ".join(name)] = [float("nan") if cell == "-" else float(cell) for cell in (rmse, trips, short, mae)]
+    return rows
+
+
+def _number(cell: str) -> bool:
+    return cell == "-" or cell.replace(".", "", 1).isdigit()
 
 
 def test_without_data_it_trains_on_the_shared_rides(shared_csvs, tmp_path):
@@ -42,6 +62,9 @@ def test_without_any_real_data_it_says_it_trains_on_synthetic_rides(tmp_path):
     result = run("train", "--out", str(tmp_path), "--limit", "3000", env={DATA_DIR_ENV: str(tmp_path / "none")})
     assert result.returncode == 0, result.stderr
     assert "SYNTHETIC" in result.stderr
+    report = result.stdout.split("\nwrote ")[0]  # the scores, before the line naming the (tmp_path) file
+    assert "real" not in report and "nan" not in report  # nothing synthetic called real; no nan cell
+    assert all(len(scores) == 4 for scores in table_rows(result.stdout).values())
     assert json.loads((tmp_path / "model.json").read_text())["data"]["sources"] == ["synthetic"]
 
 
@@ -65,7 +88,13 @@ MISTAKES = {  # what a newcomer types -> (exit status, what the one error line m
                                        ["gs://my-bucket/more.csv", "gcloud auth application-default login"]),
     "--upload without credentials": (["train", "--upload", "gs://my-bucket/models/", "--limit", "500"], 1,
                                      ["gs://my-bucket/models/", "gcloud auth application-default login"]),
-    "a missing file": (["train", "--data", "missing.csv"], 1, ["missing.csv"]),
+    "a missing file": (["train", "--data", "missing.csv"], 1, ["missing.csv: no such file"]),
+    "a directory as --data": (["train", "--data", "{tmp}"], 1, ["{tmp}: is a directory"]),
+    "a missing --model": (["evaluate", "--model", "nowhere/model.joblib"], 1, ["nowhere/model.joblib: no such file"]),
+    "a directory as --model": (["evaluate", "--model", "{tmp}"], 1, ["{tmp} is a directory"]),
+    "--since after --until": (["train", "--since", "2014-01-01", "--until", "2013-01-01"], 1, ["must be before"]),
+    "--since not a date": (["train", "--since", "last week"], 2, ["--since", "not a date or time: 'last week'"]),
+    "a bq:// name that is no table id": (["train", "--data", "bq://rides"], 1, ["bq://rides", "PROJECT.DATASET.TABLE"]),
     NOT_A_MODEL: (["evaluate", "--model", "{shared}"], 1, ["{shared}", "neither a taxifare model.joblib"]),
     WRONG_COLUMNS: (["train", "--data", "{wrong}"], 1, ["{wrong}", "missing the column(s) key, fare_amount"]),
     "a negative --limit": (["train", "--limit", "-5"], 2, ["--limit", "must be at least 1, got -5"]),
@@ -82,9 +111,9 @@ def test_each_mistake_is_one_error_line_with_the_fix(mistake, shared_csvs, tmp_p
     args, status, said = MISTAKES[mistake]
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("id,price\n1,2.5\n")
-    fill = {"shared": shared_csvs[0], "wrong": str(wrong)}
+    fill = {"shared": shared_csvs[0], "wrong": str(wrong), "tmp": str(tmp_path)}
     args = [arg.format(**fill) for arg in args]
-    if args[0] != "synthesize" and mistake != NOT_A_MODEL:
+    if args[0] == "train":
         args += ["--out", str(tmp_path / "model")]
     if args[0] == "evaluate":
         args += ["--data", shared_csvs[1]]
@@ -95,7 +124,35 @@ def test_each_mistake_is_one_error_line_with_the_fix(mistake, shared_csvs, tmp_p
     assert len(errors) == 1, result.stderr
     for words in said:
         assert words.format(**fill) in errors[0], errors[0]
+    assert "[Errno" not in errors[0]
     assert not (tmp_path / "model" / "model.joblib").exists()  # --upload is checked before anything is trained
+    if status == 2:  # a usage error shows the command's own usage
+        assert result.stderr.startswith(f"usage: python -m taxifare {args[0]} "), result.stderr
+
+
+@pytest.mark.parametrize("command", [["train"], ["evaluate", "--model", "m.joblib"],
+                                     ["synthesize", "--rows", "5", "--out", "rides.csv"]])
+def test_an_unknown_option_shows_the_commands_own_usage(command):
+    result = run(*command, "--bogus")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: python -m taxifare {command[0]} "), result.stderr
+    assert "unrecognized arguments: --bogus" in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["synthesize"]])
+def test_help_imports_no_pandas_scikit_learn_or_cloud_client(command):
+    """--help is what makes it slow or fast: 2.8 s when it imported scikit-learn, well under 0.5 s without."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "taxifare", *command, "--help"], cwd=REPO,
+                            capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0 and "usage: python -m taxifare" in result.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert not imported & {"pandas", "sklearn", "scipy", "joblib", "pyarrow", "google"}, sorted(imported)
+
+
+def test_evaluate_help_says_what_the_seed_seeds_there():
+    text = " ".join(run("evaluate", "--help").stdout.split())
+    assert "--seed SEED random seed of the sampling" in text
+    assert "split" not in text and "the model (default" not in text
 
 
 def test_evaluate_warns_when_the_data_was_part_of_training(shared_csvs, tmp_path):

@@ -8,14 +8,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_limits
 
 from taxifare.model.schema import FARE
-from taxifare.training.cleaning import clean_rides
 from taxifare.training.cli import main
 from taxifare.training.comparison import HEADLINE, Outcome, compare, format_comparison, segments
-from taxifare.training.data import read_rides
+from taxifare.training.data import Selection
 from taxifare.training.evaluation import build_baselines
+from taxifare.training.sources import load_rides
 from taxifare.training.train import train_and_save
 from tests.conftest import EXTRA_CSV, REPO, TRAIN_CSV
 
@@ -26,14 +25,13 @@ SMALL = 5000
 @pytest.fixture(scope="module")
 def models(shared_csvs, tmp_path_factory) -> dict[str, str]:
     """Model files trained on train_10k.csv only: ours (seed 0), ours again with seed 1, the distance-only line."""
-    rides = read_rides([str(TRAIN_CSV)], limit=SMALL)
+    cleaned = load_rides([str(TRAIN_CSV)], Selection(limit=SMALL))
     found = {}
     for seed in (0, 1):
         out = tmp_path_factory.mktemp(f"seed{seed}")
-        with threadpool_limits(limits=1):  # as the CLI trains: more OpenMP threads spin on a busy machine
-            train_and_save(rides, out, seed=seed)
+        train_and_save(cleaned, out, seed=seed)
         found[f"seed {seed}"] = str(out / "model.joblib")
-    cleaned = clean_rides(rides.rides).rides
+    cleaned = cleaned.rides.copy()
     fares = cleaned.pop(FARE).to_numpy()
     baseline = build_baselines()["distance-only linear"].fit(cleaned, fares)
     found["distance only"] = str(tmp_path_factory.mktemp("baseline") / "pipeline.joblib")

@@ -22,8 +22,8 @@ TRAINING_ONLY = {"sklearn", "scipy", "pandas", "joblib"}
 ALLOWED = {
     "model": {"numpy", "google", "taxifare.model"},
     "serving": {"numpy", "google", "flask", "werkzeug", "functions_framework", "taxifare.model", "taxifare.serving"},
-    "training": {"numpy", "google", "sklearn", "scipy", "pandas", "joblib", "threadpoolctl", "taxifare.model",
-                 "taxifare.training"},
+    "training": {"numpy", "google", "grpc", "pyarrow", "sklearn", "scipy", "pandas", "joblib", "threadpoolctl",
+                 "taxifare.model", "taxifare.training"},
 }
 """Besides the standard library, what each subpackage may import."""
 

@@ -58,7 +58,8 @@ def test_every_shape_can_ask_for_a_range(client):
 
 
 @pytest.mark.parametrize(("value", "reason"), [("70", "this model offers 50, 80, 90, 95"), ("abc", "a coverage in percent"),
-                                               ("100", "a coverage in percent"), ("0", "a coverage in percent")])
+                                               ("100", "a coverage in percent"), ("0", "a coverage in percent"),
+                                               ("\u00b2", "a coverage in percent")])  # a digit int() refuses
 def test_a_range_the_model_does_not_offer_is_a_400_naming_it(client, value, reason):
     response = client.get(query(range=value))
     assert response.status_code == 400

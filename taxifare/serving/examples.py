@@ -16,7 +16,7 @@ EXAMPLE_RIDE = {
 AIRPORT_RIDE = {**EXAMPLE_RIDE, "pickup_longitude": -73.7781, "pickup_latitude": 40.6413, "passenger_count": 2}
 """JFK to Midtown West, two passengers."""
 EXAMPLE_FARE = 12.47
-EXAMPLE_RANGE = {"coverage": 80, "low": 10.42, "high": 13.14}
+EXAMPLE_RANGE = {"coverage": 80, "low": 10.15, "high": 13.31}
 AIRPORT_FARE = 58.3
 
 

@@ -104,7 +104,7 @@ def coverage_of(value: object, shape: Shape = Shape.SINGLE, place: str = RANGE_F
     """The range coverage a request asks for: a whole number of percent from 1 to 99, or None (absent, empty)."""
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():  # not isdigit(): "²" is a digit int() refuses
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 100:
         raise RequestError(400, "invalid range", {place: f"a coverage in percent, such as 80; got {quoted(value)}"},

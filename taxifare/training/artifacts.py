@@ -29,7 +29,7 @@ CONTENT_TYPES = {MODEL_FILE: "application/octet-stream", PIPELINE_FILE: "applica
                  METADATA_FILE: "application/json"}
 
 
-class ModelVersionError(RuntimeError):
+class ModelVersionError(ValueError):
     """The pipeline was pickled by another scikit-learn version; its predictions cannot be trusted."""
 
 

@@ -8,7 +8,6 @@ both models, so the 95% interval says how far the difference could move on other
 An interval that excludes zero is a difference the data shows; one that straddles zero is not.
 """
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,11 +16,10 @@ import pandas as pd
 
 from taxifare.model.fare_model import FareModel
 from taxifare.model.features import RideFeatureMap
+from taxifare.training.comparison_options import BOOTSTRAP_SAMPLES, DEFAULT_COVERAGE, Outcome
 from taxifare.training.pipeline import DISTANCE_FEATURE, SHORT_TRIP_KM
 
-BOOTSTRAP_SAMPLES = 1000
 CONFIDENCE = 0.95
-DEFAULT_COVERAGE = 80
 AIRPORTS = ("jfk", "lga", "ewr")
 AIRPORT_KM = 2.0
 """A ride starts or ends at an airport when that end is this close to its terminals (JFK's span ~2 km)."""
@@ -31,14 +29,6 @@ MIN_INTERVAL_RIDES = 30
 BOOTSTRAP_CHUNK_DRAWS = 2_000_000
 """Resampled ride indices held at once (16 MB), so memory stays flat however many rides are compared."""
 HEADLINE = "all rides"
-
-
-class Outcome(enum.IntEnum):
-    """How a model did against the reference on all rides; the value is `compare`'s exit status."""
-
-    BETTER = 0
-    NO_DIFFERENCE = 3
-    WORSE = 4
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ The full competition file has 55M rows (5.7 GB); `limit` and `sample` bound what
 without ever reading more than one chunk into memory at a time.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,63 @@ def _check_columns(chunk: pd.DataFrame, source: str) -> None:
                          f"schema: {','.join(CSV_COLUMNS)}")
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of the sources to read: a time window, a sample and a cap, applied in that order.
+
+    `since` and `until` are timezone-aware (the data's clock is UTC); the window keeps since <= pickup < until.
+    """
+
+    limit: int | None = None
+    sample: float | None = None
+    seed: int = 0
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.sample is not None and not 0 < self.sample <= 1:
+            raise ValueError(f"sample must be a fraction in (0, 1], got {self.sample}")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError(f"--since {self.since} must be before --until {self.until}")
+
+    def in_window(self, times: pd.Series) -> pd.Series:
+        """Which pickup times fall in [since, until); all when there is no window."""
+        inside = pd.Series(True, index=times.index)
+        if self.since is not None:
+            inside &= times >= pd.Timestamp(self.since)
+        if self.until is not None:
+            inside &= times < pd.Timestamp(self.until)
+        return inside
+
+
+def read_csv_chunks(
+    source: str,
+    selection: Selection,
+    rng: np.random.Generator,
+    limit: int | None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The selected rows of one CSV, chunk by chunk, at most `limit` of them, datetimes parsed."""
+    kept = 0
+    with storage.open_binary(source) as stream:
+        for chunk in _chunks(stream, source, chunk_rows):
+            _check_columns(chunk, source)
+            windowed = selection.since is not None or selection.until is not None
+            if windowed:
+                chunk[PICKUP_DATETIME] = parse_kaggle_datetimes(chunk[PICKUP_DATETIME])
+                chunk = chunk[selection.in_window(chunk[PICKUP_DATETIME])]
+            if selection.sample is not None:
+                chunk = chunk[rng.random(len(chunk)) < selection.sample]
+            if limit is not None:
+                chunk = chunk.iloc[: limit - kept]
+            if not windowed:
+                chunk[PICKUP_DATETIME] = parse_kaggle_datetimes(chunk[PICKUP_DATETIME])
+            kept += len(chunk)
+            yield chunk[list(CSV_COLUMNS)]
+            if limit is not None and kept >= limit:
+                return
+
+
 def read_rides(
     sources: Sequence[str],
     limit: int | None = None,
@@ -65,26 +123,17 @@ def read_rides(
     progress: Callable[[str], None] = lambda message: None,
 ) -> LoadedRides:
     """Read the rides of every source, keeping each row with probability `sample`, at most `limit` rows."""
-    if sample is not None and not 0 < sample <= 1:
-        raise ValueError(f"sample must be a fraction in (0, 1], got {sample}")
+    selection = Selection(limit=limit, sample=sample, seed=seed)
     rng = np.random.default_rng(seed)
     chunks, rows_by_source, kept = [], {}, 0
     for source in sources:
         rows_by_source.setdefault(source, 0)
-        with storage.open_binary(source) as stream:
-            for chunk in _chunks(stream, source, chunk_rows):
-                _check_columns(chunk, source)
-                if sample is not None:
-                    chunk = chunk[rng.random(len(chunk)) < sample]
-                if limit is not None:
-                    chunk = chunk.iloc[: limit - kept]
-                chunk[PICKUP_DATETIME] = parse_kaggle_datetimes(chunk[PICKUP_DATETIME])
-                chunks.append(chunk)
-                kept += len(chunk)
-                rows_by_source[source] += len(chunk)
-                progress(f"read {source}: {rows_by_source[source]:,} rows kept")
-                if limit is not None and kept >= limit:
-                    break
+        remaining = None if limit is None else limit - kept
+        for chunk in read_csv_chunks(source, selection, rng, remaining, chunk_rows):
+            chunks.append(chunk)
+            kept += len(chunk)
+            rows_by_source[source] += len(chunk)
+            progress(f"read {source}: {rows_by_source[source]:,} rows kept")
         if limit is not None and kept >= limit:
             break
     rides = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(CSV_COLUMNS))

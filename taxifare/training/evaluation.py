@@ -13,9 +13,13 @@ from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
+from taxifare.model.fare_model import FareModel
 from taxifare.model.features import trip_km
 from taxifare.training.pipeline import DISTANCE_FEATURE, SHORT_TRIP_KM
 from taxifare.training.transformers import RideFeatures
+
+MEAN_FARE = "mean fare"
+DISTANCE_LINEAR = "distance-only linear"
 
 
 @dataclass(frozen=True)
@@ -70,19 +74,47 @@ def build_baselines() -> dict[str, object]:
             ("linear", LinearRegression()),
         ]
     )
-    return {"mean fare": DummyRegressor(strategy="mean"), "distance-only linear": distance_only}
+    return {MEAN_FARE: DummyRegressor(strategy="mean"), DISTANCE_LINEAR: distance_only}
+
+
+def baseline_parameters(rides: object, y: np.ndarray) -> dict[str, dict[str, float]]:
+    """Both baselines fit on these rides, as numbers model.json can carry to an evaluation on new rides."""
+    baselines = build_baselines()
+    mean = baselines[MEAN_FARE].fit(rides, y)
+    linear = baselines[DISTANCE_LINEAR].fit(rides, y).named_steps["linear"]
+    return {MEAN_FARE: {"fare": round(float(mean.constant_.ravel()[0]), 6)},
+            DISTANCE_LINEAR: {"intercept": round(float(linear.intercept_), 6), "per_km": round(float(linear.coef_[0]), 6)}}
+
+
+def apply_baselines(parameters: dict[str, dict[str, float]], rides: object) -> dict[str, np.ndarray]:
+    """The recorded baselines' fares for these rides."""
+    km = trip_km(rides)
+    linear = parameters[DISTANCE_LINEAR]
+    return {MEAN_FARE: np.full(len(km), parameters[MEAN_FARE]["fare"]),
+            DISTANCE_LINEAR: linear["intercept"] + linear["per_km"] * km}
+
+
+def range_scores(predictor: object, rides: object, y: np.ndarray) -> dict[int, RangeScores]:
+    """Coverage and width of each calibrated range of a FareModel or a fitted pipeline, on these rides."""
+    coverages = (predictor.range_coverages if isinstance(predictor, FareModel)
+                 else predictor.named_steps["regressor"].range_margins_)
+    return {int(coverage): score_range(y, *predictor.predict_range(rides, coverage)[1:]) for coverage in coverages}
+
+
+def _cell(value: float) -> str:
+    return f"{'-':>8}" if np.isnan(value) else f"{value:>8.3f}"
 
 
 def format_table(results: dict[str, Scores]) -> str:
-    """A fixed-width table of RMSE (all rides, trips, short rides) and MAE per model."""
+    """A fixed-width table of RMSE (all rides, trips, short rides) and MAE per model; "-" where there are no rides."""
     width = max(len(name) for name in results) + 2
     lines = [f"{'model':<{width}}{'RMSE':>8}{'trips':>8}{'short':>8}{'MAE':>8}"]
-    lines += [f"{name:<{width}}{s.rmse:>8.3f}{s.rmse_trips:>8.3f}{s.rmse_short:>8.3f}{s.mae:>8.3f}"
+    lines += [f"{name:<{width}}{_cell(s.rmse)}{_cell(s.rmse_trips)}{_cell(s.rmse_short)}{_cell(s.mae)}"
               for name, s in results.items()]
     return "\n".join(lines)
 
 
 def format_ranges(ranges: dict[int, RangeScores]) -> str:
     """One line per calibrated coverage: what it promised, what it held, how wide."""
-    return "\n".join(f"{coverage}% range: held {r.coverage:.1%} of real fares, mean width ${r.mean_width:.2f}"
-                     for coverage, r in ranges.items())
+    return "\n".join(f"{coverage}% range: held the fare of {r.coverage:.1%} of these rides, mean width "
+                     f"${r.mean_width:.2f}" for coverage, r in ranges.items())

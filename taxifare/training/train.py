@@ -1,6 +1,7 @@
 """Train the fare pipeline on loaded rides, score it, refit it on every valid ride, compile it, save both.
 
-1. Clean the rides; hold out a share of the valid ones (20%).
+1. Put the cleaned rides in one canonical order (so the model depends on which rides it gets, not on the
+   order a file or a query returned them); hold out a share of them (20%).
 2. Fit the pipeline and the baselines on the rest; score fares (all rides, real trips, short rides) and
    the calibrated ranges (coverage, width) on the held-out rides. These are the numbers model.json
    reports, labelled as such.
@@ -18,16 +19,17 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from taxifare.model.fare_model import FareModel
-from taxifare.model.schema import FARE, PICKUP_DATETIME
+from taxifare.model.schema import COORDINATE_COLUMNS, FARE, PASSENGER_COUNT, PICKUP_DATETIME
 from taxifare.model.storage import is_gcs_uri
 from taxifare.training.area_from_rides import CELL_KM, learn_service_area
 from taxifare.training.artifacts import save_model
-from taxifare.training.cleaning import RULES, clean_rides
+from taxifare.training.bigquery_options import is_bigquery_source
+from taxifare.training.cleaning import RULES, CleaningResult
 from taxifare.training.compile import compile_pipeline
-from taxifare.training.data import LoadedRides
 from taxifare.training.evaluation import (
     RangeScores,
     Scores,
+    baseline_parameters,
     build_baselines,
     format_ranges,
     format_table,
@@ -53,11 +55,13 @@ COMPILED_TOLERANCE = 1e-9
 EVALUATION = "held-out split: the pipeline fit on the other rides, before the shipped model was refit on all"
 AREA_URL = "/model/area"
 """Where the function publishes the service area (GeoJSON)."""
+CANONICAL_ORDER = [PICKUP_DATETIME, *COORDINATE_COLUMNS, PASSENGER_COUNT, FARE]
 
 
 def public_source(source: str) -> str:
-    """A data source as model.json (served at /model) may show it: gs:// URIs whole, local files by name only."""
-    return source if is_gcs_uri(source) else Path(source).name
+    """A data source as model.json (served at /model) may show it: gs:// and BigQuery sources whole, local files by
+    name only."""
+    return source if is_gcs_uri(source) or is_bigquery_source(source) else Path(source).name
 
 
 @dataclass
@@ -104,18 +108,17 @@ def scope(model: FareModel) -> dict:
 
 
 def train_and_save(
-    loaded: LoadedRides,
+    cleaned: CleaningResult,
     out_dir: Path,
     test_fraction: float = TEST_FRACTION,
     seed: int = 0,
     progress: Callable[[str], None] = lambda message: None,
 ) -> TrainingResult:
-    """Clean, score on a held-out split, refit on all valid rides, compile, save both files and model.json."""
-    cleaned = clean_rides(loaded.rides)
+    """Score on a held-out split, refit on all valid rides, compile, save both files and model.json."""
     progress(f"cleaning kept {len(cleaned.rides):,} of {cleaned.rows_in:,} rows: {cleaned.counts}")
     if len(cleaned.rides) < MIN_CLEAN_RIDES:
         raise ValueError(f"only {len(cleaned.rides)} valid rides after cleaning; need at least {MIN_CLEAN_RIDES}")
-    rides = cleaned.rides
+    rides = cleaned.rides.sort_values(CANONICAL_ORDER, kind="stable", ignore_index=True)
     y = rides.pop(FARE).to_numpy()
     X_train, X_test, y_train, y_test = train_test_split(rides, y, test_size=test_fraction, random_state=seed)
 
@@ -139,7 +142,7 @@ def train_and_save(
     check_compiled(model, pipeline, X_test)
 
     rows_by_source: dict[str, int] = {}
-    for source, rows in loaded.rows_by_source.items():
+    for source, rows in cleaned.rows_by_source.items():
         rows_by_source[public_source(source)] = rows_by_source.get(public_source(source), 0) + rows
     metadata = {
         "data": {
@@ -167,6 +170,8 @@ def train_and_save(
             "ranges": {str(coverage): {"coverage": round(r.coverage, 4), "mean_width": round(r.mean_width, 2)}
                        for coverage, r in ranges.items()},
         },
+        "baselines": {"fit_on": "every valid training ride (evaluate applies them to new rides)",
+                      **baseline_parameters(rides, y)},
         "range_coverages": list(model.range_coverages),
         "fare_bounds": [float(np.min(y)), float(np.max(y))],
         "fit_seconds": round(fit_seconds, 2),
