@@ -208,7 +208,8 @@ def openapi_spec() -> dict:
                     "not loaded", {"status": "unavailable", "reason": "model is still loading"})})}}}},
             "/model": {"get": {"summary": "The serving model's metadata (model.json)", "responses": {
                 "200": {"description": "metadata: version, data (sources, cleaning, first and last pickup time), "
-                                       "features, metrics, range_coverages, service_area, long_trips",
+                                       "features, metrics, range_coverages (and range_uncalibrated: coverages too "
+                                       "few calibration rides could promise), service_area, long_trips",
                         "content": _json({"type": "object"}), "headers": priced},
                 **_errors(503)}}},
             AREA_PATH: {"get": {"summary": "Where the serving model prices rides (GeoJSON)", "responses": {
