@@ -7,7 +7,7 @@ positively, and gives the same fare whichever request shape carries it.
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from taxifare.model.schema import INPUT_COLUMNS
-from taxifare.training.area_from_rides import BOOTCAMP_BOX
 from taxifare.serving.validation import ALIASES
+from taxifare.training.area_from_rides import BOOTCAMP_BOX
 from tests.conftest import make_client
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -286,10 +286,10 @@ def test_a_valid_ride_gets_the_same_positive_fare_in_every_shape(app, ride):
 def test_the_same_instant_in_every_time_format_gets_the_same_fare(app, ride):
     instant = datetime.fromisoformat(ride["pickup_datetime"].removesuffix(" UTC"))
     if ride["pickup_datetime"].endswith(" UTC"):
-        instant = instant.replace(tzinfo=timezone.utc)
+        instant = instant.replace(tzinfo=UTC)
     elif instant.tzinfo is None:
         instant = instant.replace(tzinfo=NEW_YORK)  # fold=0, the documented DST rule
-    utc = instant.astimezone(timezone.utc)
+    utc = instant.astimezone(UTC)
     formats = [utc.strftime("%Y-%m-%d %H:%M:%S UTC"), utc.strftime("%Y-%m-%dT%H:%M:%SZ"), utc.isoformat(),
                instant.astimezone(NEW_YORK).isoformat(), instant.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M:%S")]
     fares = {when: _single_fare(app, {**ride, "pickup_datetime": when}) for when in formats}

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from taxifare import __version__
 from taxifare.model.fare_model import RANGE_COVERAGES
 from taxifare.model.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
+from taxifare.serving.examples import AIRPORT_FARE, AIRPORT_RIDE, EXAMPLE_FARE, EXAMPLE_RANGE, EXAMPLE_RIDE, as_call
 from taxifare.serving.request_parsing import (
     FORM_TYPE,
     MAX_BODY_BYTES,
@@ -19,7 +20,6 @@ from taxifare.serving.request_parsing import (
     PARAMETERS,
     RANGE_FIELD,
 )
-from taxifare.serving.examples import AIRPORT_FARE, AIRPORT_RIDE, EXAMPLE_FARE, EXAMPLE_RANGE, EXAMPLE_RIDE, as_call
 from taxifare.serving.responses import MODEL_VERSION_HEADER
 from taxifare.serving.ride_time import EXAMPLE
 from taxifare.serving.validation import ALIASES, AREA_PATH, MAX_REPORTED_ERRORS
