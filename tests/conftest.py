@@ -32,6 +32,8 @@ TRAIN_CSV, EXTRA_CSV = (shared_data_dir() / name for name in SHARED_FILES)
 MODEL_CACHE_ENV = "TAXIFARE_TEST_MODEL_CACHE"
 """A folder that keeps the session's trained model between pytest runs (`make mutate` sets it: a mutation run
 starts pytest once per mutant, and training takes ~30 s). Unset, every session trains its own."""
+MUTANT_ENV, MUTANT_MARK = "MUTANT_UNDER_TEST", "__mutmut_"
+"""mutmut names the mutant a forked worker runs in this variable ("taxifare.serving.api.x_route__mutmut_3")."""
 TRAINING_INPUTS = ("taxifare/**/*.py", "taxifare/**/*.geojson")
 """The code and package data a training run depends on: any change to them trains a new model."""
 
@@ -100,6 +102,23 @@ def training_key(csvs: tuple[str, ...]) -> str:
         digest.update(Path(csv).read_bytes())
     digest.update(" ".join(version(name) for name in ("numpy", "scikit-learn", "pandas")).encode())
     return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def uncached_under_a_mutant():
+    """Under `make mutate`, empty the caches the unmutated code filled before mutmut forked this worker.
+
+    Otherwise a mutant of a function whose result is cached (the OpenAPI spec, /docs, the hints) is never
+    run, and survives whatever the tests check.
+    """
+    if MUTANT_MARK in os.environ.get(MUTANT_ENV, ""):
+        from taxifare.model.places import boroughs
+        from taxifare.serving.docs_page import _leaflet_file, docs_html
+        from taxifare.serving.hints import closest
+        from taxifare.serving.openapi import openapi_spec
+
+        for cached in (boroughs, docs_html, _leaflet_file, closest, openapi_spec):
+            cached.cache_clear()
 
 
 @pytest.fixture
