@@ -547,3 +547,51 @@ def test_a_chunked_body_over_the_cap_is_413_while_one_at_the_cap_is_read(client,
             "details": {"body": "at most 3,145,728 bytes; split the rides into requests of at most 10,000"}}
     else:
         assert response.get_json() == {"error": f"expected {EXPECTED_BODY}", "details": {"body": "empty"}}
+
+
+# --- pages: the exact answers of a method or path the router does not take, and of a missing model -----
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("put", "/predict", "GET, POST, OPTIONS"), ("delete", "/v1/models/taxifare:predict", "GET, POST, OPTIONS"),
+    ("post", "/health", "GET, OPTIONS"), ("put", "/docs/leaflet.js", "GET, OPTIONS"),
+])
+def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(client, method, path, allow):
+    response = getattr(client, method)(path)
+    assert (response.status_code, response.headers["Allow"]) == (405, allow)
+    assert response.get_json() == {"error": f"method {method.upper()} is not allowed on {path}",
+                                   "details": {"method": f"use {allow}"}}
+
+
+def test_an_unknown_path_is_quoted_up_to_100_characters(client):
+    path = "/" + "x" * 300
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.get_json() == {"error": f"no such endpoint: {path[:100]}", "details": {"path": "see /docs for the API"}}
+
+
+@pytest.mark.parametrize("path", ["/model", "/model/area"])
+def test_metadata_and_area_are_503_with_the_reason_until_a_model_loads(monkeypatch, tmp_path, path):
+    from tests.conftest import make_client
+
+    response = make_client(monkeypatch, str(tmp_path / "model.joblib")).get(path)
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+    assert response.get_json() == {"error": "model unavailable, retry shortly",
+                                   "details": {"model": "model file not found at the configured MODEL_URI"}}
+
+
+def test_a_model_without_model_json_or_service_area_serves_what_its_bytes_say(monkeypatch, tmp_path, model_path):
+    """An older model: /model gives the version and digest derived from the bytes, /model/area a 404 saying why."""
+    import dataclasses
+
+    from taxifare.model import loading
+    from tests.conftest import make_client
+
+    data = loading.dumps(dataclasses.replace(loading.loads(Path(model_path).read_bytes()), service_area=None))
+    (tmp_path / "model.joblib").write_bytes(data)
+    client = make_client(monkeypatch, str(tmp_path / "model.joblib"))
+    digest = loading.sha256_hex(data)
+    assert client.get("/model").get_json() == {"model_version": f"sha256-{digest[:12]}", "sha256": digest}
+    area = client.get("/model/area")
+    assert area.status_code == 404
+    assert area.get_json() == {"error": "this model has no service area: it prices the whole service box",
+                               "details": {"path": "see /model"}}
