@@ -377,6 +377,7 @@ LEAFLET = Path(__file__).parents[1] / "taxifare" / "serving" / "static" / "leafl
 def test_docs_page_loads_only_its_own_files_except_map_tiles(client):
     response = client.get("/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     html = response.get_data(as_text=True)
     assert "<form" in html and "openapi.json" in html and "__PLACES__" not in html
     hosts = {urlsplit(url if url.startswith("http") else "http:" + url).hostname for url in ABSOLUTE_URL.findall(html)}
@@ -499,8 +500,9 @@ def test_json_answers_end_with_a_newline_and_read_like_the_readme(client):
 
 
 def test_preflight_advertises_only_the_methods_a_path_takes(client):
-    assert client.options("/health").headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
-    assert client.options("/predict").headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
+    for path, allow in (("/health", "GET, OPTIONS"), ("/predict", "GET, POST, OPTIONS")):
+        headers = client.options(path).headers
+        assert (headers["Access-Control-Allow-Methods"], headers["Allow"]) == (allow, allow), path
     assert client.options("/nowhere").status_code == 404
 
 

@@ -42,7 +42,6 @@ class ForbiddenGlobal(ModelFileError):
 
     def __init__(self, module: str, name: str):
         super().__init__(f"model file refused: it names {module}.{name}, which a taxifare model never contains")
-        self.qualified_name = f"{module}.{name}"
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
