@@ -34,8 +34,9 @@ MODEL_CACHE_ENV = "TAXIFARE_TEST_MODEL_CACHE"
 starts pytest once per mutant, and training takes ~30 s). Unset, every session trains its own."""
 MUTANT_ENV, MUTANT_MARK = "MUTANT_UNDER_TEST", "__mutmut_"
 """mutmut names the mutant a forked worker runs in this variable ("taxifare.serving.api.x_route__mutmut_3")."""
-TRAINING_INPUTS = ("taxifare/**/*.py", "taxifare/**/*.geojson")
-"""The code and package data a training run depends on: any change to them trains a new model."""
+TRAINING_INPUTS = ("taxifare/*.py", "taxifare/model/**/*.py", "taxifare/model/**/*.geojson", "taxifare/training/**/*.py")
+"""The code and package data a training run depends on (training never imports taxifare.serving: test_layers.py):
+any change to them trains a new model."""
 
 
 @pytest.fixture(scope="session")
