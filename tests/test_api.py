@@ -571,14 +571,15 @@ def test_an_unknown_path_is_quoted_up_to_100_characters(client):
     assert response.get_json() == {"error": f"no such endpoint: {path[:100]}", "details": {"path": "see /docs for the API"}}
 
 
-@pytest.mark.parametrize("path", ["/model", "/model/area"])
-def test_metadata_and_area_are_503_with_the_reason_until_a_model_loads(monkeypatch, tmp_path, path):
+@pytest.mark.parametrize("path", ["/health", "/model", "/model/area"])
+def test_health_metadata_and_area_are_503_with_the_reason_until_a_model_loads(monkeypatch, tmp_path, path):
     from tests.conftest import make_client
 
     response = make_client(monkeypatch, str(tmp_path / "model.joblib")).get(path)
     assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
-    assert response.get_json() == {"error": "model unavailable, retry shortly",
-                                   "details": {"model": "model file not found at the configured MODEL_URI"}}
+    reason = "model file not found at the configured MODEL_URI"
+    assert response.get_json() == ({"status": "unavailable", "reason": reason} if path == "/health" else
+                                   {"error": "model unavailable, retry shortly", "details": {"model": reason}})
 
 
 def test_a_model_without_model_json_or_service_area_serves_what_its_bytes_say(monkeypatch, tmp_path, model_path):

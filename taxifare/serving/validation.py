@@ -60,7 +60,7 @@ class InvalidRides(ValueError):
     """Rides refused: the errors listed, keyed "field" (one ride) or "instances[i].field" (a batch), and
     how many rows were refused in all (more than the listed errors show once MAX_REPORTED_ERRORS is reached)."""
 
-    def __init__(self, details: dict[str, str], refused_rows: int = 1):
+    def __init__(self, details: dict[str, str], refused_rows: int):
         super().__init__("; ".join(f"{name}: {reason}" for name, reason in details.items()))
         self.details = details
         self.refused_rows = refused_rows
