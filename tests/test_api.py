@@ -598,3 +598,62 @@ def test_a_model_without_model_json_or_service_area_serves_what_its_bytes_say(mo
     assert area.status_code == 404
     assert area.get_json() == {"error": "this model has no service area: it prices the whole service box",
                                "details": {"path": "see /model"}}
+
+
+# --- JSON of the wrong kind: the exact answer names the kind it got ------------------------------------
+
+BODY_ERROR = 'expected a JSON object: the six ride fields, {"instances": [rides]} or {"calls": [[six values]]}'
+
+
+@pytest.mark.parametrize(("value", "kind"), [([1], "array"), (True, "boolean"), (5, "number"), (1.5, "number"),
+                                             ("x", "string")])
+def test_a_body_of_the_wrong_json_kind_is_named(client, value, kind):
+    response = client.post("/", json=value)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": BODY_ERROR, "details": {"body": f"got a JSON {kind}"}}
+
+
+@pytest.mark.parametrize(("value", "kind"), [({}, "object"), (True, "boolean"), (None, "null"), (5, "number"),
+                                             ("x", "string")])
+def test_instances_of_the_wrong_json_kind_are_named(client, value, kind):
+    response = client.post("/", json={"instances": value})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "instances must be a JSON array", "details": {"instances": f"got a JSON {kind}"}}
+
+
+def test_parameters_of_the_wrong_json_kind_are_named(client):
+    response = client.post("/", json={"instances": [RIDE], "parameters": [80]})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "parameters must be a JSON object",
+                                   "details": {"parameters": 'got a JSON array; expected e.g. {"range": 80}'}}
+
+
+# --- BigQuery's errors come back as its errorMessage, naming the calls ---------------------------------
+
+BIGQUERY_CALL = [RIDE[name] for name in ("pickup_datetime", "pickup_longitude", "pickup_latitude", "dropoff_longitude",
+                                         "dropoff_latitude", "passenger_count")]
+
+
+def test_bigquery_calls_given_twice_are_one_error_message(client):
+    body = '{"calls": [%s], "calls": [%s]}' % (json.dumps(BIGQUERY_CALL), json.dumps(BIGQUERY_CALL))
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"errorMessage": "repeated fields: calls: given 2 times"}
+
+
+def test_malformed_bigquery_calls_are_named_and_counted_in_the_error_message(client):
+    response = client.post("/", json={"calls": [BIGQUERY_CALL, [1, 2], "x", [*BIGQUERY_CALL, 1]]})
+    assert response.status_code == 400
+    six = ("expected an array of 6 values (pickup_datetime, pickup_longitude, pickup_latitude, dropoff_longitude, "
+           "dropoff_latitude, passenger_count)")
+    assert response.get_json() == {
+        "errorMessage": f"malformed calls: 3 rows refused: calls[1]: {six}; calls[2]: {six}; calls[3]: {six}"}
+    null = client.post("/", json={"calls": None})
+    assert null.get_json() == {"errorMessage": "calls must be a JSON array: calls: got a JSON null"}
+
+
+def test_a_blank_form_field_is_refused_as_not_a_number_not_as_missing(client):
+    form = {**RIDE, "passenger_count": ""}
+    response = client.post("/", data=urlencode(form), content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields", "details": {"passenger_count": 'not a number: ""'}}
