@@ -657,3 +657,10 @@ def test_a_blank_form_field_is_refused_as_not_a_number_not_as_missing(client):
     response = client.post("/", data=urlencode(form), content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400
     assert response.get_json() == {"error": "invalid ride fields", "details": {"passenger_count": 'not a number: ""'}}
+
+
+def test_unknown_keys_beside_instances_are_named_with_what_a_batch_takes(client):
+    response = client.post("/", json={"instances": [RIDE], "extra": 1})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "unknown keys in the batch",
+                                   "details": {"extra": "unknown: a batch takes only instances, parameters, range"}}
