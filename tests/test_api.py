@@ -664,3 +664,20 @@ def test_unknown_keys_beside_instances_are_named_with_what_a_batch_takes(client)
     assert response.status_code == 400
     assert response.get_json() == {"error": "unknown keys in the batch",
                                    "details": {"extra": "unknown: a batch takes only instances, parameters, range"}}
+
+
+@pytest.mark.parametrize(("field", "value"), [("passenger_count", True), ("passenger_count", 1.5),
+                                              ("passenger_count", "1"), ("pickup_latitude", "40.78"),
+                                              ("pickup_latitude", False)])
+def test_a_batch_answers_each_row_as_the_lone_ride_is_answered(client, field, value):
+    """Every row of the batch has the value: the vectorised batch check must neither let through what a ride may
+    not send (a boolean, a fraction of a passenger) nor refuse what it may (a number in a string)."""
+    alone = client.post("/", json={**RIDE, field: value})
+    batch = client.post("/", json={"instances": [{**RIDE, field: value}] * 2})
+    if alone.status_code == 200:
+        assert batch.get_json() == {"predictions": [alone.get_json()["fare"]] * 2}
+        return
+    reason = alone.get_json()["details"][field]
+    assert batch.status_code == 400
+    assert batch.get_json() == {"error": "invalid ride fields: 2 rows refused",
+                                "details": {f"instances[{row}].{field}": reason for row in range(2)}, "refused_rows": 2}
