@@ -681,3 +681,17 @@ def test_a_batch_answers_each_row_as_the_lone_ride_is_answered(client, field, va
     assert batch.status_code == 400
     assert batch.get_json() == {"error": "invalid ride fields: 2 rows refused",
                                 "details": {f"instances[{row}].{field}": reason for row in range(2)}, "refused_rows": 2}
+
+
+def test_an_empty_batch_is_refused_in_the_callers_convention(client):
+    assert client.post("/", json={"instances": []}).get_json() == {
+        "error": "instances is empty: send at least one ride", "details": {"instances": "empty"}}
+    assert client.post("/", json={"calls": []}).get_json() == {
+        "errorMessage": "calls is empty: send at least one ride: calls: empty"}
+
+
+def test_bigquery_calls_over_the_cap_are_a_413_error_message(client):
+    response = client.post("/", json={"calls": [BIGQUERY_CALL] * (MAX_ROWS + 1)})
+    assert response.status_code == 413
+    assert response.get_json() == {
+        "errorMessage": "10,001 calls is over the cap of 10,000 per request; split the batch: calls: at most 10,000"}
