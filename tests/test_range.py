@@ -245,3 +245,15 @@ def test_options_must_be_an_object(client, holder):
         return
     assert response.status_code == 400
     assert response.get_json()["details"]["parameters"].endswith('; expected e.g. {"range": 80}')
+
+
+def test_a_coverage_the_model_was_not_calibrated_for_is_refused_naming_those_it_was(model, valid_rides):
+    import dataclasses
+
+    rides = valid_rides.head(2).drop(columns=["key", "fare_amount"])
+    with pytest.raises(ValueError) as refused:
+        model.predict_range(rides, 70)
+    assert str(refused.value) == "no 70% range: this model has [50, 80, 90, 95]"
+    with pytest.raises(ValueError) as none:
+        dataclasses.replace(model, fare_range=None).predict_range(rides, 80)
+    assert str(none.value) == "no 80% range: this model has none"
