@@ -695,3 +695,14 @@ def test_bigquery_calls_over_the_cap_are_a_413_error_message(client):
     assert response.status_code == 413
     assert response.get_json() == {
         "errorMessage": "10,001 calls is over the cap of 10,000 per request; split the batch: calls: at most 10,000"}
+
+
+def test_a_bad_range_is_named_where_it_was_given_in_the_callers_convention(client):
+    coverage = 'a coverage in percent, such as 80; got "x"'
+    assert client.post("/", json={"instances": [RIDE], "parameters": {"range": "x"}}).get_json() == {
+        "error": "invalid range", "details": {"parameters.range": coverage}}
+    assert client.post("/", json={"calls": [BIGQUERY_CALL], "userDefinedContext": {"range": "x"}}).get_json() == {
+        "errorMessage": f"invalid range: userDefinedContext.range: {coverage}"}
+    assert client.post("/", json={"calls": [BIGQUERY_CALL], "userDefinedContext": [80]}).get_json() == {
+        "errorMessage": 'userDefinedContext must be a JSON object: userDefinedContext: got a JSON array; expected e.g. '
+                        '{"range": 80}'}
