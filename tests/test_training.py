@@ -39,8 +39,8 @@ def test_metadata_describes_both_files_under_one_version(trained_model):
     out, result = trained_model
     metadata = json.loads((out / METADATA_FILE).read_text())
     assert set(metadata) == {"model_version", "created_at", "data", "service_area", "long_trips", "features", "recipe",
-                             "metrics", "range_coverages", "range_uncalibrated", "fare_bounds", "fit_seconds", "libraries", "size_bytes",
-                             "sha256", "pipeline"}
+                             "metrics", "baselines", "range_coverages", "range_uncalibrated", "fare_bounds",
+                             "fit_seconds", "libraries", "size_bytes", "sha256", "pipeline"}
     assert metadata["sha256"] == sha256_hex((out / MODEL_FILE).read_bytes())
     assert metadata["pipeline"] == {"file": PIPELINE_FILE, "size_bytes": (out / PIPELINE_FILE).stat().st_size,
                                     "sha256": sha256_hex((out / PIPELINE_FILE).read_bytes())}
