@@ -635,7 +635,7 @@ BIGQUERY_CALL = [RIDE[name] for name in ("pickup_datetime", "pickup_longitude", 
 
 
 def test_bigquery_calls_given_twice_are_one_error_message(client):
-    body = '{"calls": [%s], "calls": [%s]}' % (json.dumps(BIGQUERY_CALL), json.dumps(BIGQUERY_CALL))
+    body = f'{{"calls": [{json.dumps(BIGQUERY_CALL)}], "calls": [{json.dumps(BIGQUERY_CALL)}]}}'
     response = client.post("/", data=body, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json() == {"errorMessage": "repeated fields: calls: given 2 times"}
