@@ -706,3 +706,46 @@ def test_a_bad_range_is_named_where_it_was_given_in_the_callers_convention(clien
     assert client.post("/", json={"calls": [BIGQUERY_CALL], "userDefinedContext": [80]}).get_json() == {
         "errorMessage": 'userDefinedContext must be a JSON object: userDefinedContext: got a JSON array; expected e.g. '
                         '{"range": 80}'}
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_the_json_container_cap_refuses_one_over_and_not_the_cap(client, over):
+    from taxifare.serving.request_parsing import MAX_JSON_CONTAINERS
+
+    inner = MAX_JSON_CONTAINERS - 2 + over  # the envelope's object and array, then one array per ride
+    response = client.post("/", data=b'{"instances": [' + b"[]," * (inner - 1) + b"[]]}", content_type="application/json")
+    assert response.status_code == 413
+    if over:
+        assert response.get_json() == {
+            "error": f"a body of {MAX_JSON_CONTAINERS + 1:,} JSON objects and arrays is over the limit of "
+                     f"{MAX_JSON_CONTAINERS:,} (one per ride): one request takes at most 10,000 rides",
+            "details": {"body": f"at most {MAX_JSON_CONTAINERS:,} (one per ride); split the rides into requests of "
+                                "at most 10,000"}}
+    else:  # parsed: refused for its rows, not for its containers
+        assert response.get_json()["error"] == f"{inner:,} instances is over the cap of 10,000 per request; split the batch"
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_the_json_value_cap_refuses_one_over_and_not_the_cap(client, over):
+    from taxifare.serving.request_parsing import MAX_JSON_VALUES
+
+    values = MAX_JSON_VALUES + over
+    response = client.post("/", data=b"[" + b"1," * (values - 1) + b"1]", content_type="application/json")
+    if over:
+        assert response.status_code == 413
+        assert response.get_json() == {
+            "error": f"a body of {values:,} JSON values is over the limit of {MAX_JSON_VALUES:,}: one request takes "
+                     "at most 10,000 rides",
+            "details": {"body": f"at most {MAX_JSON_VALUES:,}; split the rides into requests of at most 10,000"}}
+    else:  # parsed: refused for being an array, not for its values
+        assert response.status_code == 400 and response.get_json()["details"] == {"body": "got a JSON array"}
+
+
+def test_a_range_given_twice_in_parameters_is_named_in_the_callers_convention(client):
+    ride, call = json.dumps(RIDE), json.dumps(BIGQUERY_CALL)
+    batch = client.post("/", data=f'{{"instances": [{ride}], "parameters": {{"range": 80, "range": 80}}}}',
+                        content_type="application/json")
+    assert batch.get_json() == {"error": "repeated fields", "details": {"parameters.range": "given 2 times"}}
+    bigquery = client.post("/", data=f'{{"calls": [{call}], "userDefinedContext": {{"range": 80, "range": 80}}}}',
+                           content_type="application/json")
+    assert bigquery.get_json() == {"errorMessage": "repeated fields: userDefinedContext.range: given 2 times"}
