@@ -749,3 +749,15 @@ def test_a_range_given_twice_in_parameters_is_named_in_the_callers_convention(cl
     bigquery = client.post("/", data=f'{{"calls": [{call}], "userDefinedContext": {{"range": 80, "range": 80}}}}',
                            content_type="application/json")
     assert bigquery.get_json() == {"errorMessage": "repeated fields: userDefinedContext.range: given 2 times"}
+
+
+def test_a_range_given_twice_in_the_query_beside_a_body_is_refused(client):
+    response = client.post("/?range=80&range=80", json={"instances": [RIDE]})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "repeated fields", "details": {"?range": "given 2 times"}}
+
+
+def test_a_declared_body_at_the_cap_is_read_not_refused(client):
+    response = client.post("/", data=b" " * MAX_BODY_BYTES, content_type="application/json")
+    assert response.status_code == 400 and response.get_json() == {"error": f"expected {EXPECTED_BODY}",
+                                                                   "details": {"body": "empty"}}
