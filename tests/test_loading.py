@@ -135,3 +135,10 @@ def test_loading_imports_no_training_library(trained_model):
             "print(sorted(m for m in ('sklearn', 'scipy', 'pandas', 'joblib') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("model_uri", "metadata"), [("model.joblib", "model.json"),
+                                                     ("models/model.joblib", "models/model.json"),
+                                                     ("gs://bucket/v1/model.joblib", "gs://bucket/v1/model.json")])
+def test_model_json_is_looked_for_beside_the_model(model_uri, metadata):
+    assert loading.metadata_uri(model_uri) == metadata
