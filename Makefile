@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 MODEL := models/model.joblib
 
-.PHONY: run test train bench bench-bigquery soak audit clean
+.PHONY: run test train bench bench-bigquery soak audit mutate mutate-report clean
 
 $(BIN)/python:
 	@echo "taxifare: creating $(VENV)"
@@ -56,6 +56,18 @@ bench-bigquery: $(VENV)/.dev-installed
 soak: $(VENV)/.dev-installed $(MODEL)
 	$(BIN)/python -m pytest -m soak -s
 
+## mutate: mutation testing of taxifare/model and taxifare/serving (mutmut; slow, never part of `make test`)
+# Results accumulate in mutants/: a second run tests only new or changed code (delete mutants/ to start over).
+MUTATION_CACHE := $(CURDIR)/.cache/test-model
+SHARED_DATA := $(or $(TAXIFARE_DATA_DIR),$(abspath $(CURDIR)/../shared/data))
+mutate: $(VENV)/.dev-installed
+	TAXIFARE_TEST_MODEL_CACHE=$(MUTATION_CACHE) TAXIFARE_DATA_DIR=$(SHARED_DATA) nice -n 19 $(BIN)/mutmut run
+	$(BIN)/python scripts/mutation_report.py
+
+## mutate-report: the per-module scores and the surviving mutants of the last `make mutate`
+mutate-report:
+	$(BIN)/python scripts/mutation_report.py
+
 ## audit: known vulnerabilities in the deployed dependencies (asks PyPI's advisory data), from its own venv
 audit:
 	$(PYTHON) -m venv .venv-audit
@@ -63,4 +75,4 @@ audit:
 	.venv-audit/bin/pip-audit -r requirements.txt
 
 clean:
-	rm -rf $(VENV) .venv-audit models .pytest_cache
+	rm -rf $(VENV) .venv-audit models .pytest_cache mutants .cache

@@ -1,6 +1,13 @@
 """Shared fixtures: the real shared rides, a model trained on them once, GCS and BigQuery emulators."""
 
+import functools
+import hashlib
+import os
+import pickle
+import shutil
+import tempfile
 import threading
+from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +19,7 @@ from taxifare.training.cleaning import clean_rides
 from taxifare.training.cli import DATA_DIR_ENV, SHARED_FILES, shared_data_dir
 from taxifare.training.data import read_rides
 from taxifare.training.sources import load_rides
-from taxifare.training.train import train_and_save
+from taxifare.training.train import TrainingResult, train_and_save
 from tests.bigquery_emulator import KAGGLE_SCHEMA, TLC_SCHEMA, BigQueryEmulator, kaggle_csv, tlc_csv
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator
 
@@ -22,6 +29,14 @@ machine more threads spin against each other, and a 20-second fit took over ten 
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_CSV, EXTRA_CSV = (shared_data_dir() / name for name in SHARED_FILES)
+MODEL_CACHE_ENV = "TAXIFARE_TEST_MODEL_CACHE"
+"""A folder that keeps the session's trained model between pytest runs (`make mutate` sets it: a mutation run
+starts pytest once per mutant, and training takes ~30 s). Unset, every session trains its own."""
+MUTANT_ENV, MUTANT_MARK = "MUTANT_UNDER_TEST", "__mutmut_"
+"""mutmut names the mutant a forked worker runs in this variable ("taxifare.serving.api.x_route__mutmut_3")."""
+TRAINING_INPUTS = ("taxifare/*.py", "taxifare/model/**/*.py", "taxifare/model/**/*.geojson", "taxifare/training/**/*.py")
+"""The code and package data a training run depends on (training never imports taxifare.serving: test_layers.py):
+any change to them trains a new model."""
 
 
 @pytest.fixture(scope="session")
@@ -34,22 +49,77 @@ def shared_csvs() -> list[str]:
 
 @pytest.fixture(scope="session")
 def raw_rides(shared_csvs):
-    return read_rides(shared_csvs).rides
+    return _read_and_clean(tuple(shared_csvs))[0]
 
 
 @pytest.fixture(scope="session")
-def valid_rides(raw_rides):
-    return clean_rides(raw_rides).rides
+def valid_rides(shared_csvs):
+    return _read_and_clean(tuple(shared_csvs))[1]
+
+
+@functools.cache  # kept in memory, like cached_training, for the forked workers of a mutation run
+def _read_and_clean(csvs: tuple[str, ...]):
+    rides = read_rides(list(csvs)).rides
+    return rides, clean_rides(rides).rides
 
 
 @pytest.fixture(scope="session")
 def trained_model(shared_csvs, tmp_path_factory):
-    """(model folder, TrainingResult) of one training run on the 20k shared rides."""
-    from threadpoolctl import threadpool_limits
-
+    """(model folder, TrainingResult) of one training run on the 20k shared rides (kept in MODEL_CACHE_ENV if set)."""
+    cache = os.environ.get(MODEL_CACHE_ENV)
+    if cache:
+        return cached_training(Path(cache), tuple(shared_csvs))
     out = tmp_path_factory.mktemp("model")
+    return out, _train(shared_csvs, out)
+
+
+def _train(csvs, out: Path) -> TrainingResult:
     with threadpool_limits(limits=1):  # as the CLI trains: more threads spin against each other on 2 shared cores
-        return out, train_and_save(load_rides(shared_csvs), out)
+        return train_and_save(load_rides(csvs), out)
+
+
+@functools.cache  # also in memory: mutmut forks a worker per mutant from the process that ran the suite once
+def cached_training(cache: Path, csvs: tuple[str, ...]) -> tuple[Path, TrainingResult]:
+    """The training run of `trained_model`, read from `cache` when the same code, data and libraries made it."""
+    out = cache / training_key(csvs)
+    if not out.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix="training-"))
+        result = _train(list(csvs), staging)
+        (staging / "training-result.pickle").write_bytes(pickle.dumps(result))
+        try:
+            staging.rename(out)  # whole or not at all: a run stopped midway leaves only its staging folder
+        except OSError:  # another run finished the same training first
+            shutil.rmtree(staging)
+    return out, pickle.loads((out / "training-result.pickle").read_bytes())
+
+
+def training_key(csvs: tuple[str, ...]) -> str:
+    """A digest of everything that decides the trained model: the package's code, the rides, the libraries."""
+    digest = hashlib.sha256()
+    for path in sorted(path for pattern in TRAINING_INPUTS for path in REPO.glob(pattern)):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    for csv in csvs:
+        digest.update(Path(csv).read_bytes())
+    digest.update(" ".join(version(name) for name in ("numpy", "scikit-learn", "pandas")).encode())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def uncached_under_a_mutant():
+    """Under `make mutate`, empty the caches the unmutated code filled before mutmut forked this worker.
+
+    Otherwise a mutant of a function whose result is cached (the OpenAPI spec, /docs, the hints) is never
+    run, and survives whatever the tests check.
+    """
+    if MUTANT_MARK in os.environ.get(MUTANT_ENV, ""):
+        from taxifare.model.places import boroughs
+        from taxifare.serving.docs_page import _leaflet_file, docs_html
+        from taxifare.serving.hints import closest
+        from taxifare.serving.openapi import openapi_spec
+
+        for cached in (boroughs, docs_html, _leaflet_file, closest, openapi_spec):
+            cached.cache_clear()
 
 
 @pytest.fixture

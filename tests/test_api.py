@@ -1,5 +1,6 @@
 """The HTTP contract, in-process through functions_framework.create_app(...).test_client()."""
 
+import io
 import json
 import random
 import re
@@ -8,7 +9,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
+from taxifare.serving.request_parsing import EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
 from taxifare.serving.validation import MAX_REPORTED_ERRORS
 
 RIDE = {
@@ -319,7 +321,7 @@ def test_unknown_path_is_404_json(client, path):
 def test_a_full_batch_of_the_cap_is_priced(client):
     response = client.post("/", json={"instances": [RIDE] * MAX_ROWS})
     assert response.status_code == 200
-    assert len(set(response.get_json()["predictions"])) == 1
+    assert response.get_json() == {"predictions": [fare_of(client, query())] * MAX_ROWS}
 
 
 # --- CORS ---------------------------------------------------------------------------------
@@ -348,15 +350,22 @@ def test_health_reports_the_model_version(client, trained_model):
 
 
 def test_model_endpoint_serves_model_json(client, trained_model):
-    _, result = trained_model
-    assert client.get("/model").get_json() == result.metadata
+    out, _ = trained_model
+    assert client.get("/model").get_json() == json.loads((out / "model.json").read_text())
 
 
 def test_openapi_describes_every_endpoint(client):
+    """Every path the router answers is documented, and nothing else: read from the router's own tables."""
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    assert {"/", "/predict", "/health", "/model"} <= set(spec["paths"])
-    assert set(spec["paths"]["/predict"]) == {"get", "post"}
+    kserve = "/v1/models/{model}:predict"
+    assert KSERVE_PATH.fullmatch(kserve.replace("{model}", "taxifare"))
+    assert set(spec["paths"]) == {*PREDICT_PATHS, kserve, *PAGES}
+    for path in PREDICT_PATHS:
+        assert set(spec["paths"][path]) == {"get", "post"}, path
+    for path in PAGES:
+        assert set(spec["paths"][path]) == {"get"}, path
+    assert set(spec["paths"][kserve]) == {"post"}
 
 
 ABSOLUTE_URL = re.compile(r"""(?:\b(?:src|href|action|poster)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?|"""
@@ -368,6 +377,7 @@ LEAFLET = Path(__file__).parents[1] / "taxifare" / "serving" / "static" / "leafl
 def test_docs_page_loads_only_its_own_files_except_map_tiles(client):
     response = client.get("/docs")
     assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     html = response.get_data(as_text=True)
     assert "<form" in html and "openapi.json" in html and "__PLACES__" not in html
     hosts = {urlsplit(url if url.startswith("http") else "http:" + url).hostname for url in ABSOLUTE_URL.findall(html)}
@@ -490,6 +500,264 @@ def test_json_answers_end_with_a_newline_and_read_like_the_readme(client):
 
 
 def test_preflight_advertises_only_the_methods_a_path_takes(client):
-    assert client.options("/health").headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
-    assert client.options("/predict").headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
+    for path, allow in (("/health", "GET, OPTIONS"), ("/predict", "GET, POST, OPTIONS")):
+        headers = client.options(path).headers
+        assert (headers["Access-Control-Allow-Methods"], headers["Allow"]) == (allow, allow), path
     assert client.options("/nowhere").status_code == 404
+
+
+# --- the safety net: what no input should ever cause is still a plain 500 -----------------------
+
+def test_an_unexpected_error_is_a_plain_500_with_cors_and_one_logged_trace(client, capsys, monkeypatch):
+    """A fault injected where no input can reach (pricing raises): the net in api.handle answers it."""
+    from taxifare.serving import api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals /work/x.py")
+
+    monkeypatch.setattr(api, "price", broken)
+    capsys.readouterr()
+    response = client.get(query())
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal error", "details": {}}
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["X-Model-Version"]
+    assert "secret" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    traces = [entry for entry in entries if "Traceback" in entry["message"]]
+    assert len(traces) == 1 and traces[0]["severity"] == "ERROR"
+    assert traces[0]["message"].startswith("unhandled error on GET /predict\n")
+    assert "RuntimeError: secret internals" in traces[0]["message"]
+    (request,) = [entry for entry in entries if "httpRequest" in entry]
+    assert (request["severity"], request["httpRequest"]["status"], request["error"]) == ("ERROR", 500, "RuntimeError")
+    monkeypatch.undo()
+    assert client.get(query()).status_code == 200  # the next request is answered as usual
+
+
+# --- a chunked upload (no Content-Length) is capped while it is read -----------------------------
+
+@pytest.mark.parametrize(("size", "status"), [(MAX_BODY_BYTES, 400), (MAX_BODY_BYTES + 1, 413)])
+def test_a_chunked_body_over_the_cap_is_413_while_one_at_the_cap_is_read(client, size, status):
+    """gunicorn passes a chunked body on with wsgi.input_terminated and no length: only the read can cap it."""
+    body = io.BytesIO(b" " * size)  # blanks: at the cap it is read whole, then found empty
+    response = client.post("/", input_stream=body, content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"}, environ_base={"wsgi.input_terminated": True})
+    assert response.status_code == status
+    if status == 413:
+        assert response.get_json() == {
+            "error": "the body is over the limit of 3,145,728 bytes: one request takes at most 10,000 rides",
+            "details": {"body": "at most 3,145,728 bytes; split the rides into requests of at most 10,000"}}
+    else:
+        assert response.get_json() == {"error": f"expected {EXPECTED_BODY}", "details": {"body": "empty"}}
+
+
+# --- pages: the exact answers of a method or path the router does not take, and of a missing model -----
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("put", "/predict", "GET, POST, OPTIONS"), ("delete", "/v1/models/taxifare:predict", "GET, POST, OPTIONS"),
+    ("post", "/health", "GET, OPTIONS"), ("put", "/docs/leaflet.js", "GET, OPTIONS"),
+])
+def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(client, method, path, allow):
+    response = getattr(client, method)(path)
+    assert (response.status_code, response.headers["Allow"]) == (405, allow)
+    assert response.get_json() == {"error": f"method {method.upper()} is not allowed on {path}",
+                                   "details": {"method": f"use {allow}"}}
+
+
+def test_an_unknown_path_is_quoted_up_to_100_characters(client):
+    path = "/" + "x" * 300
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.get_json() == {"error": f"no such endpoint: {path[:100]}", "details": {"path": "see /docs for the API"}}
+
+
+@pytest.mark.parametrize("path", ["/health", "/model", "/model/area"])
+def test_health_metadata_and_area_are_503_with_the_reason_until_a_model_loads(monkeypatch, tmp_path, path):
+    from tests.conftest import make_client
+
+    response = make_client(monkeypatch, str(tmp_path / "model.joblib")).get(path)
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+    reason = "model file not found at the configured MODEL_URI"
+    assert response.get_json() == ({"status": "unavailable", "reason": reason} if path == "/health" else
+                                   {"error": "model unavailable, retry shortly", "details": {"model": reason}})
+
+
+def test_a_model_without_model_json_or_service_area_serves_what_its_bytes_say(monkeypatch, tmp_path, model_path):
+    """An older model: /model gives the version and digest derived from the bytes, /model/area a 404 saying why."""
+    import dataclasses
+
+    from taxifare.model import loading
+    from tests.conftest import make_client
+
+    data = loading.dumps(dataclasses.replace(loading.loads(Path(model_path).read_bytes()), service_area=None))
+    (tmp_path / "model.joblib").write_bytes(data)
+    client = make_client(monkeypatch, str(tmp_path / "model.joblib"))
+    digest = loading.sha256_hex(data)
+    assert client.get("/model").get_json() == {"model_version": f"sha256-{digest[:12]}", "sha256": digest}
+    area = client.get("/model/area")
+    assert area.status_code == 404
+    assert area.get_json() == {"error": "this model has no service area: it prices the whole service box",
+                               "details": {"path": "see /model"}}
+
+
+# --- JSON of the wrong kind: the exact answer names the kind it got ------------------------------------
+
+BODY_ERROR = 'expected a JSON object: the six ride fields, {"instances": [rides]} or {"calls": [[six values]]}'
+
+
+@pytest.mark.parametrize(("value", "kind"), [([1], "array"), (True, "boolean"), (5, "number"), (1.5, "number"),
+                                             ("x", "string")])
+def test_a_body_of_the_wrong_json_kind_is_named(client, value, kind):
+    response = client.post("/", json=value)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": BODY_ERROR, "details": {"body": f"got a JSON {kind}"}}
+
+
+@pytest.mark.parametrize(("value", "kind"), [({}, "object"), (True, "boolean"), (None, "null"), (5, "number"),
+                                             ("x", "string")])
+def test_instances_of_the_wrong_json_kind_are_named(client, value, kind):
+    response = client.post("/", json={"instances": value})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "instances must be a JSON array", "details": {"instances": f"got a JSON {kind}"}}
+
+
+def test_parameters_of_the_wrong_json_kind_are_named(client):
+    response = client.post("/", json={"instances": [RIDE], "parameters": [80]})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "parameters must be a JSON object",
+                                   "details": {"parameters": 'got a JSON array; expected e.g. {"range": 80}'}}
+
+
+# --- BigQuery's errors come back as its errorMessage, naming the calls ---------------------------------
+
+BIGQUERY_CALL = [RIDE[name] for name in ("pickup_datetime", "pickup_longitude", "pickup_latitude", "dropoff_longitude",
+                                         "dropoff_latitude", "passenger_count")]
+
+
+def test_bigquery_calls_given_twice_are_one_error_message(client):
+    body = f'{{"calls": [{json.dumps(BIGQUERY_CALL)}], "calls": [{json.dumps(BIGQUERY_CALL)}]}}'
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"errorMessage": "repeated fields: calls: given 2 times"}
+
+
+def test_malformed_bigquery_calls_are_named_and_counted_in_the_error_message(client):
+    response = client.post("/", json={"calls": [BIGQUERY_CALL, [1, 2], "x", [*BIGQUERY_CALL, 1]]})
+    assert response.status_code == 400
+    six = ("expected an array of 6 values (pickup_datetime, pickup_longitude, pickup_latitude, dropoff_longitude, "
+           "dropoff_latitude, passenger_count)")
+    assert response.get_json() == {
+        "errorMessage": f"malformed calls: 3 rows refused: calls[1]: {six}; calls[2]: {six}; calls[3]: {six}"}
+    null = client.post("/", json={"calls": None})
+    assert null.get_json() == {"errorMessage": "calls must be a JSON array: calls: got a JSON null"}
+
+
+def test_a_blank_form_field_is_refused_as_not_a_number_not_as_missing(client):
+    form = {**RIDE, "passenger_count": ""}
+    response = client.post("/", data=urlencode(form), content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields", "details": {"passenger_count": 'not a number: ""'}}
+
+
+def test_unknown_keys_beside_instances_are_named_with_what_a_batch_takes(client):
+    response = client.post("/", json={"instances": [RIDE], "extra": 1})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "unknown keys in the batch", "details": {
+        "extra": "unknown: a batch takes only instances, parameters, range, explain"}}
+
+
+@pytest.mark.parametrize(("field", "value"), [("passenger_count", True), ("passenger_count", 1.5),
+                                              ("passenger_count", "1"), ("pickup_latitude", "40.78"),
+                                              ("pickup_latitude", False)])
+def test_a_batch_answers_each_row_as_the_lone_ride_is_answered(client, field, value):
+    """Every row of the batch has the value: the vectorised batch check must neither let through what a ride may
+    not send (a boolean, a fraction of a passenger) nor refuse what it may (a number in a string)."""
+    alone = client.post("/", json={**RIDE, field: value})
+    batch = client.post("/", json={"instances": [{**RIDE, field: value}] * 2})
+    if alone.status_code == 200:
+        assert batch.get_json() == {"predictions": [alone.get_json()["fare"]] * 2}
+        return
+    reason = alone.get_json()["details"][field]
+    assert batch.status_code == 400
+    assert batch.get_json() == {"error": "invalid ride fields: 2 rows refused",
+                                "details": {f"instances[{row}].{field}": reason for row in range(2)}, "refused_rows": 2}
+
+
+def test_an_empty_batch_is_refused_in_the_callers_convention(client):
+    assert client.post("/", json={"instances": []}).get_json() == {
+        "error": "instances is empty: send at least one ride", "details": {"instances": "empty"}}
+    assert client.post("/", json={"calls": []}).get_json() == {
+        "errorMessage": "calls is empty: send at least one ride: calls: empty"}
+
+
+def test_bigquery_calls_over_the_cap_are_a_413_error_message(client):
+    response = client.post("/", json={"calls": [BIGQUERY_CALL] * (MAX_ROWS + 1)})
+    assert response.status_code == 413
+    assert response.get_json() == {
+        "errorMessage": "10,001 calls is over the cap of 10,000 per request; split the batch: calls: at most 10,000"}
+
+
+def test_a_bad_range_is_named_where_it_was_given_in_the_callers_convention(client):
+    coverage = 'a coverage in percent, such as 80; got "x"'
+    assert client.post("/", json={"instances": [RIDE], "parameters": {"range": "x"}}).get_json() == {
+        "error": "invalid range", "details": {"parameters.range": coverage}}
+    assert client.post("/", json={"calls": [BIGQUERY_CALL], "userDefinedContext": {"range": "x"}}).get_json() == {
+        "errorMessage": f"invalid range: userDefinedContext.range: {coverage}"}
+    assert client.post("/", json={"calls": [BIGQUERY_CALL], "userDefinedContext": [80]}).get_json() == {
+        "errorMessage": 'userDefinedContext must be a JSON object: userDefinedContext: got a JSON array; expected e.g. '
+                        '{"range": 80}'}
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_the_json_container_cap_refuses_one_over_and_not_the_cap(client, over):
+    from taxifare.serving.request_parsing import MAX_JSON_CONTAINERS
+
+    inner = MAX_JSON_CONTAINERS - 2 + over  # the envelope's object and array, then one array per ride
+    response = client.post("/", data=b'{"instances": [' + b"[]," * (inner - 1) + b"[]]}", content_type="application/json")
+    assert response.status_code == 413
+    if over:
+        assert response.get_json() == {
+            "error": f"a body of {MAX_JSON_CONTAINERS + 1:,} JSON objects and arrays is over the limit of "
+                     f"{MAX_JSON_CONTAINERS:,} (one per ride): one request takes at most 10,000 rides",
+            "details": {"body": f"at most {MAX_JSON_CONTAINERS:,} (one per ride); split the rides into requests of "
+                                "at most 10,000"}}
+    else:  # parsed: refused for its rows, not for its containers
+        assert response.get_json()["error"] == f"{inner:,} instances is over the cap of 10,000 per request; split the batch"
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_the_json_value_cap_refuses_one_over_and_not_the_cap(client, over):
+    from taxifare.serving.request_parsing import MAX_JSON_VALUES
+
+    values = MAX_JSON_VALUES + over
+    response = client.post("/", data=b"[" + b"1," * (values - 1) + b"1]", content_type="application/json")
+    if over:
+        assert response.status_code == 413
+        assert response.get_json() == {
+            "error": f"a body of {values:,} JSON values is over the limit of {MAX_JSON_VALUES:,}: one request takes "
+                     "at most 10,000 rides",
+            "details": {"body": f"at most {MAX_JSON_VALUES:,}; split the rides into requests of at most 10,000"}}
+    else:  # parsed: refused for being an array, not for its values
+        assert response.status_code == 400 and response.get_json()["details"] == {"body": "got a JSON array"}
+
+
+def test_a_range_given_twice_in_parameters_is_named_in_the_callers_convention(client):
+    ride, call = json.dumps(RIDE), json.dumps(BIGQUERY_CALL)
+    batch = client.post("/", data=f'{{"instances": [{ride}], "parameters": {{"range": 80, "range": 80}}}}',
+                        content_type="application/json")
+    assert batch.get_json() == {"error": "repeated fields", "details": {"parameters.range": "given 2 times"}}
+    bigquery = client.post("/", data=f'{{"calls": [{call}], "userDefinedContext": {{"range": 80, "range": 80}}}}',
+                           content_type="application/json")
+    assert bigquery.get_json() == {"errorMessage": "repeated fields: userDefinedContext.range: given 2 times"}
+
+
+def test_a_range_given_twice_in_the_query_beside_a_body_is_refused(client):
+    response = client.post("/?range=80&range=80", json={"instances": [RIDE]})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "repeated fields", "details": {"?range": "given 2 times"}}
+
+
+def test_a_declared_body_at_the_cap_is_read_not_refused(client):
+    response = client.post("/", data=b" " * MAX_BODY_BYTES, content_type="application/json")
+    assert response.status_code == 400 and response.get_json() == {"error": f"expected {EXPECTED_BODY}",
+                                                                   "details": {"body": "empty"}}

@@ -10,6 +10,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from taxifare.model import loading
 from taxifare.model.fare_model import FareModel
 from taxifare.model.loading import MODEL_FILE
+from taxifare.model.schema import START_FARE
 from taxifare.model.trees import TreeEnsemble
 from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
 from taxifare.training.compile import compile_regressor
@@ -120,7 +121,10 @@ def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, val
     X = model.features.compute(rides)
     long = X[:, distance] >= 2.0
     assert 0 < long.sum() < len(rides)
-    np.testing.assert_allclose(routed.predict(rides), ensemble.predict(X) + np.where(long, 10, 0), rtol=0, atol=1e-9)
+    by_segment = ensemble.predict(X) + np.where(long, 10, 0)
+    np.testing.assert_allclose(routed.fares_of(X), by_segment, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(routed.predict(rides), np.maximum(by_segment, START_FARE), rtol=0, atol=1e-9)
+    assert (by_segment < START_FARE).any()  # one of these rides needs the start-fare floor
 
 
 def test_non_identity_links_are_refused():

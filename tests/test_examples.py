@@ -10,7 +10,6 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from taxifare.serving import examples
-from taxifare.serving.openapi import openapi_spec
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -43,9 +42,24 @@ def test_the_readme_shows_the_same_ride_and_answers():
     assert low_high == {(f"{examples.EXAMPLE_RANGE['low']:.2f}", f"{examples.EXAMPLE_RANGE['high']:.2f}")}
 
 
-def test_openapi_examples_are_the_example_answers():
-    text = str(openapi_spec())
-    assert str(examples.EXAMPLE_FARE) in text and str(examples.AIRPORT_FARE) in text
-    spec_fares = openapi_spec()["paths"]["/predict"]["get"]["responses"]["200"]["content"]["application/json"]
-    assert spec_fares["examples"]["fare"]["value"] == {"fare": examples.EXAMPLE_FARE}
-    assert spec_fares["examples"]["fare with range"]["value"]["range"] == examples.EXAMPLE_RANGE
+def test_the_served_openapi_examples_are_the_models_answers(client):
+    """Each example request of the served /openapi.json, sent to the function, gets the example answer shown."""
+    spec = client.get("/openapi.json").get_json()
+    post = spec["paths"]["/predict"]["post"]
+    requests = {name: example["value"] for name, example in post["requestBody"]["content"]["application/json"]
+                ["examples"].items()}
+    shown = {name: example["value"] for name, example in post["responses"]["200"]["content"]["application/json"]
+             ["examples"].items()}
+    answers = {name: client.post("/predict", json=body).get_json() for name, body in requests.items()}
+    airport_with_range = answer(client, examples.AIRPORT_RIDE, range=80)
+    assert answers == {"one ride": shown["fare"], "one ride with a range": shown["fare with range"],
+                       "one ride with its breakdown": shown["fare with breakdown"],
+                       "instances": shown["predictions"], "bigquery": shown["replies"],
+                       "instances with ranges": {"predictions": [shown["fare with range"], airport_with_range]}}
+    get = spec["paths"]["/predict"]["get"]
+    ride = {parameter["name"]: parameter["example"] for parameter in get["parameters"]}
+    coverage, explain = ride.pop("range"), ride.pop("explain")
+    get_examples = get["responses"]["200"]["content"]["application/json"]["examples"]
+    assert answer(client, ride) == get_examples["fare"]["value"]
+    assert answer(client, ride, range=coverage) == get_examples["fare with range"]["value"]
+    assert answer(client, ride, explain=explain) == get_examples["fare with breakdown"]["value"]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from taxifare.model.breakdown import BASE, PARTS, split_cents
 from taxifare.model.features import GROUPS, RideFeatureMap
 from taxifare.model.loading import loads
+from taxifare.model.schema import START_FARE
 from taxifare.model.tree_shap import leaf_paths
 from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
 from tests.conftest import REPO
@@ -177,6 +178,21 @@ def test_a_fare_the_long_trip_floor_raised_is_the_cut_ride_plus_the_rest_in_dist
     added = explanation.by_group()[floored] - cut.by_group()[floored]
     np.testing.assert_allclose(added[:, distance], floor.rate * beyond[floored], rtol=0, atol=1e-9)
     np.testing.assert_allclose(np.delete(added, distance, axis=1), 0, atol=1e-9)  # the rest is the cut ride's
+
+
+def test_a_fare_the_start_fare_raised_is_the_trees_breakdown_plus_the_lift_in_distance(model, shared_rides,
+                                                                                        explained):
+    X = model.features.compute(shared_rides)
+    trees = model.fares_of(X)
+    lifted = trees < START_FARE
+    assert lifted.any(), "some shared rides must be priced under the start fare by the trees, or this cannot bite"
+    np.testing.assert_array_equal(explained.fares[lifted], START_FARE)
+    segment = model.segments_of(X)
+    for index in np.unique(segment[lifted]):
+        rows = lifted & (segment == index)
+        own = leaf_paths(model.fares[index]).contributions(X[rows])
+        own[:, model.features.groups().index("distance")] += START_FARE - trees[rows]
+        np.testing.assert_allclose(explained.contributions[rows], own, rtol=0, atol=ADDITIVITY)
 
 
 def test_the_node_covers_add_less_than_a_megabyte_to_model_joblib(model):

@@ -90,6 +90,27 @@ def test_swapped_latitude_and_longitude_get_one_error_saying_so(client, point):
         f"instances[1].{name}": reason for name, reason in expected.items()}
 
 
+@pytest.mark.parametrize(("latitude", "longitude"), [(-74.3, 40.0), (-72.9, 42.0)])
+def test_a_swapped_point_on_the_edges_of_the_box_is_still_called_swapped(client, latitude, longitude):
+    """The box's bounds are inclusive for the swap check too: (40.0, -74.3) and (42.0, -72.9) are in the box."""
+    details = refused(client.get(query(pickup_latitude=latitude, pickup_longitude=longitude)))["details"]
+    assert details == {"pickup_latitude": f"pickup latitude and longitude look swapped ({latitude} is a longitude, "
+                                          f"{longitude} a latitude): send pickup_latitude={longitude}, "
+                                          f"pickup_longitude={latitude}"}
+
+
+def test_a_misspelt_option_does_not_hide_the_hint_for_a_field_after_it(client):
+    details = refused(client.post("/", json={**without("passenger_count"), "rnage": 80, "passengers": 1}))["details"]
+    assert details == {"rnage": "unknown field: did you mean range?",
+                       "passenger_count": 'missing (you sent "passengers": did you mean passenger_count?)'}
+
+
+def test_a_field_that_is_not_missing_gets_no_did_you_mean(client):
+    """An extra "passengers" beside passenger_count is ignored; the ride's real error is the only one."""
+    details = refused(client.post("/", json={**RIDE, "passengers": 2, "pickup_datetime": "soon"}))["details"]
+    assert list(details) == ["pickup_datetime"]
+
+
 def test_coordinates_that_swapping_would_not_fix_keep_their_own_errors(client):
     details = refused(client.get(query(pickup_latitude=-73.95, pickup_longitude=45.0)))["details"]
     assert details == {"pickup_longitude": "outside the NYC service area (longitude -74.3 to -72.9): 45",

@@ -97,6 +97,20 @@ def test_bytes_that_are_not_a_model_are_refused_with_the_reason(model_bytes, spo
         loading.loads(spoil(model_bytes))
 
 
+def test_a_refusal_keeps_the_underlying_error_as_its_cause_for_the_log(model_bytes):
+    with pytest.raises(loading.ModelFileError) as truncated:
+        loading.loads(model_bytes[:1000])
+    assert str(truncated.value) == "model file is corrupt or not a taxifare model (UnpicklingError)"
+    assert isinstance(truncated.value.__cause__, pickle.UnpicklingError)
+    assert str(truncated.value.__cause__) == "pickle data was truncated"
+    model = loading.loads(model_bytes)
+    broken = dataclasses.replace(model, route_feature=10_000)
+    with pytest.raises(loading.ModelFileError) as inconsistent:
+        loading.loads(loading.dumps(broken))
+    assert str(inconsistent.value) == f"model file is inconsistent: route_feature has indices outside 0..{len(model.feature_names()) - 1}"
+    assert isinstance(inconsistent.value.__cause__, ValueError)
+
+
 def test_a_model_with_inconsistent_arrays_is_refused_at_load_time(model_bytes):
     model = loading.loads(model_bytes)
     ensemble = model.fares[0]
@@ -121,3 +135,10 @@ def test_loading_imports_no_training_library(trained_model):
             "print(sorted(m for m in ('sklearn', 'scipy', 'pandas', 'joblib') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("model_uri", "metadata"), [("model.joblib", "model.json"),
+                                                     ("models/model.joblib", "models/model.json"),
+                                                     ("gs://bucket/v1/model.joblib", "gs://bucket/v1/model.json")])
+def test_model_json_is_looked_for_beside_the_model(model_uri, metadata):
+    assert loading.metadata_uri(model_uri) == metadata

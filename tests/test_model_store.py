@@ -337,11 +337,60 @@ def test_a_trickling_download_stops_at_the_deadline_however_fast_each_read_is(mo
         proxy.stop()
 
 
-@pytest.mark.parametrize(("variable", "value"), [("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "soon"),
-                                                 ("MODEL_MAX_BYTES", "-1"), ("MODEL_MAX_BYTES", "1.5")])
-def test_malformed_limits_name_the_variable(monkeypatch, variable, value):
+@pytest.mark.parametrize(("variable", "value"), [
+    ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "soon"), ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "nan"),
+    ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "inf"), ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "-inf"),
+    ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "-5"), ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "0"),
+    ("MODEL_MAX_BYTES", "-1"), ("MODEL_MAX_BYTES", "1.5"), ("MODEL_MAX_BYTES", "0"), ("MODEL_MAX_BYTES", "inf"),
+])
+def test_malformed_limits_are_refused_at_start_in_one_line_naming_the_variable(monkeypatch, variable, value):
+    """nan would never time out, inf never either: a start-up error, not a server whose loads can hang."""
     from taxifare.serving.model_store import ModelStore
 
     monkeypatch.setenv(variable, value)
-    with pytest.raises(ValueError, match=variable):
+    with pytest.raises(ValueError) as refused:
         ModelStore.from_environment()
+    whole = "whole " if variable == "MODEL_MAX_BYTES" else ""
+    assert str(refused.value) == f"{variable} must be a positive, finite {whole}number, got {value!r}"
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "2.5", 2.5), ("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "", 20.0),
+    ("MODEL_MAX_BYTES", "1000", 1000), ("MODEL_MAX_BYTES", "", 64 * 1024 * 1024),
+])
+def test_limits_come_from_the_environment_or_their_defaults(monkeypatch, variable, value, expected):
+    from taxifare.serving.model_store import ModelStore
+
+    monkeypatch.setenv(variable, value)
+    store = ModelStore.from_environment()
+    limit = store.download_timeout if variable == "MODEL_DOWNLOAD_TIMEOUT_SECONDS" else store.max_bytes
+    assert (limit, type(limit)) == (expected, type(expected))
+
+
+def test_the_backoff_doubles_from_one_second_up_to_thirty():
+    from taxifare.serving.model_store import backoff_seconds
+
+    assert [backoff_seconds(failures) for failures in range(1, 9)] == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_failed_loads_log_their_backoff_and_the_next_attempt_waits_it_out(monkeypatch, tmp_path, capsys):
+    client = make_client(monkeypatch, str(tmp_path / "model.joblib"))
+    first = client.get(PREDICT)
+    assert_unavailable(first, "model file not found at the configured MODEL_URI")
+    assert first.headers["Retry-After"] == "1"
+    assert client.get(PREDICT).headers["Retry-After"] == "1"  # within the backoff: no second attempt
+    time.sleep(1.05)
+    assert_unavailable(client.get(PREDICT), "not found")  # the second attempt, then two seconds of backoff
+    failures = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "model unavailable" in line]
+    assert [(entry["failures"], entry["retry_in_seconds"]) for entry in failures] == [(1, 1.0), (2, 2.0)]
+
+
+def test_a_refused_model_file_keeps_its_cause_in_the_log_and_out_of_the_answer(monkeypatch, tmp_path, model_path,
+                                                                                capsys):
+    truncated = tmp_path / "model.joblib"
+    truncated.write_bytes(Path(model_path).read_bytes()[:1000])
+    response = make_client(monkeypatch, str(truncated)).get(PREDICT)
+    assert_unavailable(response, "model file is corrupt or not a taxifare model (UnpicklingError)")
+    assert "truncated" not in response.get_data(as_text=True)
+    logged = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "model unavailable" in line)
+    assert logged["detail"] == "UnpicklingError('pickle data was truncated')"

@@ -1,10 +1,15 @@
 """The opt-in fare range: calibrated on held-out rides, served in every request shape, off by default."""
 
 import json
+from pathlib import Path
 from urllib.parse import urlencode
 
+import numpy as np
 import pytest
 
+from taxifare.model import loading
+from taxifare.model.fare_model import range_around
+from taxifare.model.schema import START_FARE
 from tests.test_api import RIDE, fare_of, query
 
 CALLS = [[RIDE[name] for name in ("pickup_datetime", "pickup_longitude", "pickup_latitude", "dropoff_longitude",
@@ -69,6 +74,38 @@ def test_a_json_range_must_be_a_number_not_a_boolean(client):
 def test_bigquery_gets_a_range_error_as_an_error_message(client):
     response = client.post("/", json={"calls": CALLS, "userDefinedContext": {"range": "70"}})
     assert response.status_code == 400 and "range" in response.get_json()["errorMessage"]
+
+
+def test_range_around_widens_clamps_at_the_start_fare_and_always_holds_the_fare():
+    low, high = np.array([1.0, 5.0, 10.0, 4.0]), np.array([3.0, 8.0, 11.0, 5.0])
+    fares = np.array([2.6, 6.0, 8.0, 7.0])
+    widened_low, widened_high = range_around(low, high, fares, 1.0, START_FARE)
+    # 0 -> the start fare; 4 as is; 9 above its fare -> the fare; 3 as is
+    np.testing.assert_array_equal(widened_low, [START_FARE, 4.0, 8.0, 3.0])
+    # 4 as is; 9 as is; 12 as is; 6 below its fare -> the fare
+    np.testing.assert_array_equal(widened_high, [4.0, 9.0, 12.0, 7.0])
+    narrowed_low, narrowed_high = range_around(low, high, fares, -0.5, START_FARE)  # a margin may be negative
+    np.testing.assert_array_equal(narrowed_low, [START_FARE, 5.5, 8.0, 4.5])
+    np.testing.assert_array_equal(narrowed_high, [2.6, 7.5, 10.5, 7.0])
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return loading.loads(Path(model_path).read_bytes())
+
+
+def test_every_range_on_every_shared_ride_holds_its_fare_and_never_goes_below_the_start_fare(model, valid_rides):
+    """README's promise, on 20,000 real rides; the clamps are needed there (checked), so the test can fail."""
+    rides = valid_rides.drop(columns=["key", "fare_amount"])
+    for coverage in model.range_coverages:
+        fares, low, high = model.predict_range(rides, coverage)
+        assert (low >= START_FARE).all() and (low <= fares).all() and (fares <= high).all(), coverage
+        np.testing.assert_array_equal(fares, model.predict(rides))
+    X = model.features.compute(rides)
+    fares = model.predict(rides)
+    unclamped_low = model.fare_range.low.predict(X) - model.fare_range.margins[95]
+    unclamped_high = model.fare_range.high.predict(X) + model.fare_range.margins[50]
+    assert (unclamped_low < START_FARE).sum() > 1_000 and (unclamped_high < fares).sum() > 1_000
 
 
 def test_the_held_out_coverage_is_close_to_what_each_range_promises(trained_model):
@@ -216,3 +253,15 @@ def test_options_must_be_an_object(client, holder):
         return
     assert response.status_code == 400
     assert response.get_json()["details"]["parameters"].endswith('; expected e.g. {"range": 80}')
+
+
+def test_a_coverage_the_model_was_not_calibrated_for_is_refused_naming_those_it_was(model, valid_rides):
+    import dataclasses
+
+    rides = valid_rides.head(2).drop(columns=["key", "fare_amount"])
+    with pytest.raises(ValueError) as refused:
+        model.predict_range(rides, 70)
+    assert str(refused.value) == "no 70% range: this model has [50, 80, 90, 95]"
+    with pytest.raises(ValueError) as none:
+        dataclasses.replace(model, fare_range=None).predict_range(rides, 80)
+    assert str(none.value) == "no 80% range: this model has none"

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
+from taxifare.model.local_time import utc_offset_table
+from taxifare.model.schema import TIMEZONE
 from taxifare.serving.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
+
+NEW_YORK = utc_offset_table(TIMEZONE)
+"""The table a model's feature map carries (RideFeatureMap.build), which the function converts batches with."""
+
+
+def batch_parse(texts: list) -> np.ndarray | None:
+    return parse_pickup_datetimes(texts, NEW_YORK)
 
 
 def dst_edge_times() -> list[str]:
@@ -20,7 +29,7 @@ def random_times(n: int = 5000) -> list[str]:
 @pytest.mark.parametrize("suffix", ["", " UTC"])
 def test_batch_parse_equals_one_by_one(suffix):
     texts = [t + suffix for t in dst_edge_times() + random_times()]
-    np.testing.assert_array_equal(parse_pickup_datetimes(texts), [parse_pickup_datetime(t) for t in texts])
+    np.testing.assert_array_equal(batch_parse(texts), [parse_pickup_datetime(t) for t in texts])
 
 
 @pytest.mark.parametrize("batch", [
@@ -29,11 +38,11 @@ def test_batch_parse_equals_one_by_one(suffix):
     ["2013"], ["2013-07"], ["2013-07-06 17"], ["2013-07-06 17:18:00.5"], ["2013-07-06 17:18:00", "2013-07-06"],
 ])
 def test_batches_it_cannot_vouch_for_are_left_to_the_one_by_one_parser(batch):
-    assert parse_pickup_datetimes(batch) is None
+    assert batch_parse(batch) is None
 
 
 def test_a_time_without_seconds_is_accepted_like_fromisoformat():
-    assert parse_pickup_datetimes(["2013-07-06 17:18", "2013-07-06T00:00"]).tolist() == [
+    assert batch_parse(["2013-07-06 17:18", "2013-07-06T00:00"]).tolist() == [
         parse_pickup_datetime("2013-07-06 17:18:00"), parse_pickup_datetime("2013-07-06 00:00:00")]
 
 
@@ -61,14 +70,19 @@ def test_a_midnight_written_out_is_priced(midnight):
     ("2013-11-03 02:00:00", "2013-11-03T07:00:00"),  # EST
 ])
 def test_dst_gap_and_overlap_resolve_to_these_instants(text, utc):
-    expected = int(np.datetime64(utc, "s").astype(np.int64))
+    expected = epoch(utc)
     assert parse_pickup_datetime(text) == expected
-    assert parse_pickup_datetimes([text, text]).tolist() == [expected, expected]
+    assert batch_parse([text, text]).tolist() == [expected, expected]
+
+
+def epoch(utc: str) -> int:
+    return int(np.datetime64(utc, "s").astype(np.int64))
 
 
 def test_the_year_range_applies_to_the_year_as_written():
-    assert parse_pickup_datetime("2099-12-31 23:00:00")  # 2100 in UTC, still 2099 in New York
-    assert parse_pickup_datetime("2009-01-01T00:30:00+01:00")  # 2008 in UTC
+    assert parse_pickup_datetime("2099-12-31 23:00:00") == epoch("2100-01-01T04:00:00")  # still 2099 in New York
+    assert parse_pickup_datetime("2009-01-01T00:30:00+01:00") == epoch("2008-12-31T23:30:00")
+    assert batch_parse(["2099-12-31 23:00:00"] * 2).tolist() == [epoch("2100-01-01T04:00:00")] * 2
     with pytest.raises(RideTimeError, match="out of range"):
         parse_pickup_datetime("2100-01-01 00:00:00")
 
@@ -76,3 +90,9 @@ def test_the_year_range_applies_to_the_year_as_written():
 def test_errors_quote_the_input_and_an_example():
     with pytest.raises(RideTimeError, match='not a date and time: "soon" \\(expected e.g. "2013-07-06 17:18:00"\\)'):
         parse_pickup_datetime("soon")
+
+
+def test_without_an_offset_table_batches_are_left_to_the_one_by_one_parser():
+    """Before the function has a model (hence its table), naive batch times are parsed one by one."""
+    assert parse_pickup_datetimes(["2013-07-06 17:18:00"] * 2, None) is None
+    assert parse_pickup_datetimes(["2013-07-06 17:18:00 UTC"] * 2, None).tolist() == [epoch("2013-07-06T17:18:00")] * 2

@@ -15,9 +15,15 @@ def test_same_seed_same_rides_and_kaggle_schema():
 
 
 def test_cleaning_removes_only_the_injected_defects():
+    """The same seed without defects gives the same rides: the rows that differ are the injected ones."""
     rides = rides_from_frame(generate_rides(20_000, seed=1), "synthetic").rides
+    sound = rides_from_frame(generate_rides(20_000, seed=1, defect_rate=0), "synthetic").rides
+    injected = (rides.drop(columns="key") != sound.drop(columns="key")).any(axis=1)
+    assert 0.005 < injected.mean() < 0.02  # DEFECT_RATE, 1%
     result = clean_rides(rides)
-    assert 0.005 < 1 - len(result.rides) / len(rides) < 0.02
+    assert sorted(result.rides["key"]) == sorted(rides.loc[~injected, "key"])
+    assert sum(result.counts.values()) == injected.sum()
+    assert len(clean_rides(sound).rides) == len(sound)
 
 
 def test_fares_rise_after_the_2012_rate_change_and_follow_distance():

@@ -12,7 +12,8 @@ import sklearn
 from taxifare.model import loading
 from taxifare.model.loading import METADATA_FILE, MODEL_FILE, sha256_hex
 from taxifare.training.artifacts import PIPELINE_FILE, ModelVersionError, load_pipeline, load_predictor
-from taxifare.training.train import MODEL_NAME
+from taxifare.training.cleaning import CleaningResult
+from taxifare.training.train import MODEL_NAME, train_and_save
 
 TRIPS_BETTER_THAN_THE_LINE = 0.8
 """On real trips the model's RMSE is at most this share of the distance-only line's. One 20% split is a noisy
@@ -37,7 +38,9 @@ def test_model_beats_both_baselines_and_the_target(trained_model):
 def test_metadata_describes_both_files_under_one_version(trained_model):
     out, result = trained_model
     metadata = json.loads((out / METADATA_FILE).read_text())
-    assert metadata == result.metadata
+    assert set(metadata) == {"model_version", "created_at", "data", "service_area", "long_trips", "features", "recipe",
+                             "metrics", "importance", "baselines", "range_coverages", "range_uncalibrated", "fare_bounds",
+                             "fit_seconds", "libraries", "size_bytes", "sha256", "pipeline"}
     assert metadata["sha256"] == sha256_hex((out / MODEL_FILE).read_bytes())
     assert metadata["pipeline"] == {"file": PIPELINE_FILE, "size_bytes": (out / PIPELINE_FILE).stat().st_size,
                                     "sha256": sha256_hex((out / PIPELINE_FILE).read_bytes())}
@@ -45,6 +48,7 @@ def test_metadata_describes_both_files_under_one_version(trained_model):
     assert metadata["data"]["rows_read"] == 20_476
     assert metadata["data"]["rows_fit"] == metadata["data"]["rows_valid"] > metadata["data"]["rows_held_out"]
     assert metadata["data"]["cleaning"]["zero_coordinates"] == 196
+    assert metadata["range_coverages"] == [50, 80, 90, 95] and metadata["range_uncalibrated"] == {}
     assert set(metadata["libraries"]) >= {"python", "scikit-learn", "numpy", "pandas", "joblib"}
     assert metadata["metrics"]["fares"][MODEL_NAME]["rmse"] == pytest.approx(result.scores[MODEL_NAME].rmse, abs=1e-4)
     assert "held-out" in metadata["metrics"]["evaluation"]
@@ -91,8 +95,13 @@ def test_evaluation_reads_either_file(trained_model, valid_rides):
     rides = valid_rides.drop(columns="fare_amount").iloc[:50]
     compiled, pipeline = (load_predictor((out / name).read_bytes()) for name in (MODEL_FILE, PIPELINE_FILE))
     np.testing.assert_allclose(compiled.predict(rides), pipeline.predict(rides), rtol=0, atol=1e-9)
-    with pytest.raises(loading.ModelFileError, match="neither a taxifare model.joblib nor a pipeline.joblib"):
+    with pytest.raises(loading.ModelFileError, match="neither a taxifare model.joblib nor a pipeline.joblib") as refused:
         load_predictor(b"key,fare_amount\n1,2\n")
+    # the cause is joblib's failure (the last reading tried); its context, why it is no model.joblib, and that one's cause
+    joblib_error = refused.value.__cause__
+    assert joblib_error is not None and not isinstance(joblib_error, loading.ModelFileError)
+    assert isinstance(joblib_error.__context__, loading.ModelFileError)
+    assert joblib_error.__context__.__cause__ is not None
 
 
 def test_a_pipeline_from_another_scikit_learn_version_is_refused(trained_model):
@@ -105,3 +114,14 @@ def test_a_pipeline_from_another_scikit_learn_version_is_refused(trained_model):
     expected = f"trained with scikit-learn {other}, this environment runs {sklearn.__version__}"
     with pytest.raises(ModelVersionError, match=expected):
         load_pipeline(pickled)
+
+
+def test_a_model_trained_on_few_rides_says_which_ranges_it_cannot_promise(valid_rides, tmp_path):
+    rides = valid_rides.head(60)  # the refit holds out 15 rides to calibrate: the 95% range needs 19
+    metadata = train_and_save(CleaningResult(rides, {}, len(rides)), tmp_path).metadata
+    assert metadata["range_coverages"] == [50, 80, 90]
+    assert metadata["range_uncalibrated"] == {"95": {"calibration_rides_needed": 19}}
+    model = loading.loads((tmp_path / MODEL_FILE).read_bytes())
+    assert model.range_coverages == (50, 80, 90)
+    with pytest.raises(ValueError, match=r"no 95% range: this model has \[50, 80, 90\]"):
+        model.predict_range(rides.head(1), 95)

@@ -8,13 +8,20 @@ function - this = what the model costs per request; this - the empty handler = w
 import functions_framework
 import numpy as np
 
-from taxifare.model.schema import LATITUDE_RANGE, LONGITUDE_RANGE, PICKUP_LONGITUDE
+from taxifare.model import local_time
+from taxifare.model.schema import LATITUDE_RANGE, LONGITUDE_RANGE, PICKUP_LONGITUDE, TIMEZONE
 from taxifare.model.service_area import ServiceArea
 from taxifare.serving import api
 from taxifare.serving.model_store import LoadedModel
 
 CONSTANT_FARE = 12.05
 WIDTH, HEIGHT = LONGITUDE_RANGE[1] - LONGITUDE_RANGE[0], LATITUDE_RANGE[1] - LATITUDE_RANGE[0]
+
+
+class NewYorkTime:
+    """Stands in for the feature map where api uses it: New York's UTC-offset table, for a batch's naive times."""
+
+    offset_table = local_time.utc_offset_table(TIMEZONE)
 
 
 class ConstantFare:
@@ -25,6 +32,7 @@ class ConstantFare:
     """
 
     range_coverages: tuple[int, ...] = ()
+    features = NewYorkTime()
     service_area = ServiceArea(LONGITUDE_RANGE[0] - WIDTH, LATITUDE_RANGE[0] - HEIGHT, WIDTH, HEIGHT,
                                np.array([[False] * 3, [False, True, False], [False] * 3]))
 

@@ -6,15 +6,15 @@ loading it runs no foreign code (taxifare.model.loading).
 
 A model prices each ride with the ensemble of the segment the ride falls in: rides are routed on
 one feature against sorted edges (trips under 100 m to their own model). With no edges, one
-ensemble prices every ride. A ride longer than the training rides is never cheaper than the same
-line's fare at the reach plus a rate per km (LongTrips). A model may also carry a fare range: two
-quantile ensembles widened by margins calibrated for a few coverages (conformal prediction), never
+ensemble prices every ride. No fare is below the meter's start fare, and a ride longer than the
+training rides is never cheaper than the same line's fare at the reach plus a rate per km
+(LongTrips). A model may also carry a fare range: two quantile ensembles widened by margins calibrated for a few coverages (conformal prediction), never
 below the start fare, and always around the fare itself.
 
 `explain` breaks each fare down exactly (taxifare.model.breakdown): what the ensemble that priced the
 ride starts from, plus each feature's contribution (path-dependent TreeSHAP, taxifare.model.tree_shap).
 A fare the long-trip floor set is the floor's: the cut ride's breakdown, plus the per-km part as the
-ride's length's (the distance group).
+ride's length's (the distance group); a fare the start fare set adds what lifts it to $2.50 there too.
 """
 
 from dataclasses import dataclass
@@ -23,8 +23,9 @@ import numpy as np
 
 from taxifare.model.breakdown import FareExplanation
 from taxifare.model.checks import require_array, require_indices
-from taxifare.model.features import RideFeatureMap
+from taxifare.model.features import DISTANCE, RideFeatureMap
 from taxifare.model.long_trips import LongTrips
+from taxifare.model.schema import START_FARE
 from taxifare.model.service_area import ServiceArea
 from taxifare.model.sorted_lookup import position_right
 from taxifare.model.tree_shap import leaf_paths
@@ -32,6 +33,8 @@ from taxifare.model.trees import TreeEnsemble
 
 FORMAT_VERSION = 4
 """Bumped whenever the fields below change meaning: a server refuses files of another version."""
+RANGE_COVERAGES = (50, 80, 90, 95)
+"""The coverages (percent) training calibrates a fare range for unless told otherwise (/openapi.json says so)."""
 
 
 def range_around(low: np.ndarray, high: np.ndarray, fares: np.ndarray, margin: float,
@@ -66,9 +69,10 @@ class FareRange:
             if not isinstance(ensemble, TreeEnsemble):
                 raise ValueError("a fare range needs two TreeEnsembles")
             ensemble.check(n_features)
-        if not (isinstance(self.margins, dict) and self.margins
-                and all(isinstance(c, int) and 0 < c < 100 and isinstance(m, float) for c, m in self.margins.items())):
-            raise ValueError("range margins must map coverages (1-99) to dollars")
+        if not (isinstance(self.margins, dict) and self.margins and all(
+                isinstance(c, int) and 0 < c < 100 and isinstance(m, float) and np.isfinite(m)
+                for c, m in self.margins.items())):
+            raise ValueError("range margins must map coverages (1-99) to finite dollars")
         if not isinstance(self.min_fare, float):
             raise ValueError("min_fare must be a float")
 
@@ -113,7 +117,7 @@ class FareModel:
     def predict(self, rides: object) -> np.ndarray:
         """The fare of each ride, in input order."""
         X = self.features.compute(rides)
-        return self._long_trips_floored(rides, X, self.fares_of(X))
+        return self._floored(rides, X, self.fares_of(X))
 
     def predict_range(self, rides: object, coverage: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fares, low, high): each ride's fare and a range meant to hold `coverage` percent of real fares.
@@ -123,20 +127,23 @@ class FareModel:
         if coverage not in self.range_coverages:
             raise ValueError(f"no {coverage}% range: this model has {list(self.range_coverages) or 'none'}")
         X = self.features.compute(rides)
-        fares = self._long_trips_floored(rides, X, self.fares_of(X))
+        fares = self._floored(rides, X, self.fares_of(X))
         return (fares, *self.fare_range.bounds(X, fares, coverage))
 
     def explain(self, rides: object) -> FareExplanation:
         """Each ride's fare (as `predict` gives it), what its ensemble starts from, and each feature's contribution."""
         X = self.features.compute(rides)
         trees = self.fares_of(X)
-        fares = self._long_trips_floored(rides, X, trees)
+        fares = self._floored(rides, X, trees)
         base, contributions = self._contributions(X)
-        floored = fares != trees  # the floor set these fares: explain the floor
+        started = np.maximum(trees, START_FARE)
+        floored = fares != started  # the long-trip floor set these fares: explain the floor
         if floored.any():
             cut = self.features.compute(self.long_trips.cut(rides, X, floored))
             base[floored], contributions[floored] = self._contributions(cut)
             contributions[floored, self.long_trips.column] += self.long_trips.beyond(X[floored])
+        lifted = ~floored & (started != trees)  # the start fare set these: what the meter adds to so short a ride
+        contributions[lifted, self.features.groups().index(DISTANCE)] += START_FARE - trees[lifted]
         return FareExplanation(fares, base, contributions, self.features.groups())
 
     def _contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +157,9 @@ class FareModel:
                 base[chosen], contributions[chosen] = paths.expected, paths.contributions(X[chosen])
         return base, contributions
 
-    def _long_trips_floored(self, rides: object, X: np.ndarray, fares: np.ndarray) -> np.ndarray:
+    def _floored(self, rides: object, X: np.ndarray, fares: np.ndarray) -> np.ndarray:
+        """The trees' fares raised to the start fare, and to the long-trip floor for rides past its reach."""
+        fares = np.maximum(fares, START_FARE)
         if self.long_trips is None:
             return fares
         return self.long_trips.floored(rides, X, fares, lambda cut: self.fares_of(self.features.compute(cut)))

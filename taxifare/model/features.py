@@ -28,12 +28,12 @@ from taxifare.model.schema import (
     PICKUP_LONGITUDE,
     RATE_CHANGE_DATE,
     TIMEZONE,
+    UTC_SUFFIX,
 )
 
 RATE_CHANGE_LOCAL_SECONDS = np.datetime64(RATE_CHANGE_DATE, "s").astype(np.int64)
 SECONDS_PER_YEAR = 365.2425 * 86_400
 EPOCH_2009 = 1_230_768_000
-UTC_SUFFIX = " UTC"
 FRAME_ANGLES_DEG = (0.0, 90.0, geometry.MANHATTAN_GRID_ROTATION_DEG, geometry.MANHATTAN_GRID_ROTATION_DEG + 90.0,
                     15.0, 30.0, 45.0, 60.0, 75.0, 105.0, 120.0, 135.0, 150.0, 165.0)
 """Compass bearings of the frames' axes: north, east, along Manhattan's avenues and streets, then every 15
@@ -115,6 +115,11 @@ class RideFeatureMap:
         places = [(f"{end}_{place}", PLACE_GROUPS[end]) for end in ends for place in PLACE_FEATURES]
         return (*points, (PASSENGER_COUNT, PASSENGERS), *TRIP_FEATURES, *frames, *landmarks, *places,
                 *CROSSING_FEATURES, *TIME_FEATURES)
+
+    @property
+    def offset_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offset_instants, offsets): the riders' zone as local_time's conversions take it."""
+        return self.offset_instants, self.offsets
 
     def names(self) -> tuple[str, ...]:
         """Names of the columns `compute` returns, in order."""

@@ -31,7 +31,10 @@ ALLOWED_GLOBALS = {
 
 
 class ModelFileError(ValueError):
-    """These bytes are not a model this server can serve; the message says why, safe to show callers."""
+    """These bytes are not a model this server can serve; the message says why, safe to show callers.
+
+    Its __cause__, when there is one, is the underlying error ("pickle data was truncated"): for the
+    operator's log, not for callers (it may quote the file's bytes)."""
 
 
 class ForbiddenGlobal(ModelFileError):
@@ -39,7 +42,6 @@ class ForbiddenGlobal(ModelFileError):
 
     def __init__(self, module: str, name: str):
         super().__init__(f"model file refused: it names {module}.{name}, which a taxifare model never contains")
-        self.qualified_name = f"{module}.{name}"
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -61,7 +63,7 @@ def loads(data: bytes) -> FareModel:
     except ModelFileError:
         raise
     except Exception as error:  # truncated or garbage bytes make the unpickler raise almost anything
-        raise ModelFileError(f"model file is corrupt or not a taxifare model ({type(error).__name__})") from None
+        raise ModelFileError(f"model file is corrupt or not a taxifare model ({type(error).__name__})") from error
     if not isinstance(model, FareModel):
         raise ModelFileError(f"model file holds a {type(model).__name__}, not a taxifare FareModel")
     if getattr(model, "format_version", None) != FORMAT_VERSION:
@@ -70,7 +72,7 @@ def loads(data: bytes) -> FareModel:
     try:
         model.check()
     except (ValueError, TypeError, AttributeError) as error:
-        raise ModelFileError(f"model file is inconsistent: {error}") from None
+        raise ModelFileError(f"model file is inconsistent: {error}") from error
     return model
 
 

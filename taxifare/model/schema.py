@@ -19,6 +19,12 @@ INPUT_COLUMNS = (PICKUP_DATETIME, *COORDINATE_COLUMNS, PASSENGER_COUNT)
 
 CSV_COLUMNS = (KEY, FARE, *INPUT_COLUMNS)
 """The Kaggle "New York City Taxi Fare Prediction" train.csv schema."""
+UTC_SUFFIX = " UTC"
+"""How the Kaggle files mark their times as UTC ("2013-07-06 21:18:00 UTC"); requests may use it too."""
+
+START_FARE = 2.5
+"""The meter's initial charge, 2009-2015 (the data's years): no real fare is lower, so no fare range goes
+below it, and training data under it is a defect."""
 
 LATITUDE_RANGE = (40.0, 42.0)
 LONGITUDE_RANGE = (-74.3, -72.9)

@@ -26,6 +26,7 @@ from taxifare.serving.responses import (
     json_response,
     preflight_response,
 )
+from taxifare.serving.ride_time import OffsetTable
 from taxifare.serving.validation import (
     AREA_PATH,
     MAX_REPORTED_ERRORS,
@@ -41,6 +42,8 @@ KSERVE_PATH = re.compile(r"/v1/models/[\w.-]+:predict")
 READ_METHODS = {"GET", "HEAD"}
 PREDICT_METHODS = READ_METHODS | {"POST"}
 PREDICT_ALLOW, PAGE_ALLOW = "GET, POST, OPTIONS", "GET, OPTIONS"
+SHOWN_PATH_CHARS = 100
+"""An error message quotes at most this much of a path the router does not know (the log line cuts its own)."""
 
 
 def handle(request: Request, store: ModelStore) -> Response:
@@ -76,9 +79,10 @@ def route(request: Request, store: ModelStore) -> tuple[Response, int]:
         if path == "/" and method in READ_METHODS and not request.args:
             return json_response(GREETING), 0
         return predict(request, store)
-    page = PAGES.get(path)
+    page = PAGES.get(path) or DOCS_ASSETS.get(path)
     if page is None:
-        return error_response(404, f"no such endpoint: {path[:100]}", {"path": "see /docs for the API"}), 0
+        return error_response(404, f"no such endpoint: {path[:SHOWN_PATH_CHARS]}",
+                              {"path": "see /docs for the API"}), 0
     if method == "OPTIONS":
         return preflight_response(PAGE_ALLOW), 0
     if method not in READ_METHODS:
@@ -88,8 +92,8 @@ def route(request: Request, store: ModelStore) -> tuple[Response, int]:
 
 def not_allowed(method: str, path: str, allow: str) -> Response:
     """405 naming the methods that work, in the Allow header too."""
-    return error_response(405, f"method {method} is not allowed on {path[:100]}", {"method": f"use {allow}"},
-                          {"Allow": allow})
+    return error_response(405, f"method {method} is not allowed on {path[:SHOWN_PATH_CHARS]}",
+                          {"method": f"use {allow}"}, {"Allow": allow})
 
 
 def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
@@ -98,7 +102,7 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
     try:
         rides = parse_ride_request(request)
         shape = rides.shape
-        columns = validate_records(rides.records, rides.row_label)
+        columns = validate_records(rides.records, rides.row_label, new_york_table(store))
         loaded = store.get()
         check_service_area(loaded.model.service_area, columns, rides.row_label)
         answers = price(loaded.model, columns, rides.coverage, rides.explain, shape)
@@ -114,6 +118,12 @@ def predict(request: Request, store: ModelStore) -> tuple[Response, int]:
     else:  # one ride: {"fare": x}, or the object of the fare and what the options add to it
         body = answers[0] if rides.coverage is not None or rides.explain else {shape.value: answers[0]}
     return json_response(body), len(answers)
+
+
+def new_york_table(store: ModelStore) -> OffsetTable | None:
+    """The serving model's New York offset table for a batch's naive times; None until a model is loaded."""
+    loaded = store.loaded
+    return None if loaded is None else loaded.model.features.offset_table
 
 
 def price(model: FareModel, columns: dict[str, np.ndarray], coverage: int | None, explain: bool,
@@ -198,7 +208,11 @@ PAGES = {
     AREA_PATH: model_area,
     "/openapi.json": lambda store: json_response(openapi_spec()),
     "/docs": lambda store: html_response(docs_html()),
+}
+"""The read-only endpoints besides predictions: each one documented in /openapi.json."""
+DOCS_ASSETS = {
     "/docs/leaflet.js": lambda store: leaflet_asset("leaflet.js", "text/javascript"),
     "/docs/leaflet.css": lambda store: leaflet_asset("leaflet.css", "text/css"),
     "/docs/boroughs.geojson": lambda store: boroughs_asset(),
 }
+"""Files the /docs page loads: answered like pages, not part of the API."""

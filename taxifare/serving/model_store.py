@@ -189,7 +189,7 @@ class ModelStore:
                 self._model, self._failures = model, 0
             else:
                 self._failures += 1
-                backoff = min(FIRST_BACKOFF_SECONDS * 2 ** (self._failures - 1), MAX_BACKOFF_SECONDS)
+                backoff = backoff_seconds(self._failures)
                 self._next_attempt = time.monotonic() + backoff
                 self._reason = failure.reason
                 log_event("ERROR", f"model unavailable: {failure.reason}", model_uri=self.uri, detail=failure.detail,
@@ -208,7 +208,7 @@ class ModelStore:
                                    detail=f"sha256 {digest}, pinned {self.sha256}")
         try:
             model = loading.loads(data)
-        except loading.ModelFileError as refused:
+        except loading.ModelFileError as refused:  # its message is safe to show; its cause is for the log
             raise ModelUnavailable(str(refused), detail=repr(refused.__cause__ or refused)) from None
         metadata = self._metadata(loading.metadata_uri(self.uri), digest, deadline)
         log_event("INFO", f"loaded model {metadata['model_version']} from {self.uri}",
@@ -263,14 +263,23 @@ class ModelStore:
             self.start_loading()
 
 
+def backoff_seconds(failures: int) -> float:
+    """How long to wait before the next attempt after `failures` failed ones in a row: 1, 2, 4 ... 30 s."""
+    return min(FIRST_BACKOFF_SECONDS * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+
+
 def _positive_number(name: str, default: float, kind: type) -> float:
-    """A positive number from the environment variable `name`, or `default`; ValueError naming the variable."""
+    """A positive, finite number from the environment variable `name`, or `default`.
+
+    ValueError, one line naming the variable, otherwise: main.py builds the store at import, so a
+    deployment with a bad value fails to start (nan would make the load deadline never fire).
+    """
     text = os.environ.get(name) or str(default)
     try:
         value = kind(text)
     except ValueError:
         value = 0
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive {'whole ' if kind is int else ''}number, got {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite {'whole ' if kind is int else ''}number, got {text!r}")
     return value
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from taxifare import __version__
 from taxifare.model.breakdown import BASE, PARTS
+from taxifare.model.fare_model import RANGE_COVERAGES
 from taxifare.model.schema import INPUT_COLUMNS, LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
 from taxifare.serving.examples import (
     AIRPORT_FARE,
@@ -40,8 +41,9 @@ DATETIME_HELP = ("Pickup date and time. Naive = New York local time; ' UTC' suff
                  "last training ride (GET /model: data.pickup_times.last) are priced at the rates of the data's last "
                  "months.")
 RANGE_HELP = ("Opt-in fare range: the coverage in percent (e.g. 80: the range holds 80% of real fares, calibrated on "
-              "held-out rides). The serving model's choices are in /model's range_coverages (50, 80, 90 and 95 by "
-              "default); without it the answer is the fare alone. One range a request, given anywhere a caller would "
+              "held-out rides). The serving model's choices are in /model's range_coverages ("
+              f"{', '.join(map(str, RANGE_COVERAGES[:-1]))} and {RANGE_COVERAGES[-1]} by default); without it the "
+              "answer is the fare alone. One range a request, given anywhere a caller would "
               "put it: a ride's 'range' (query, form, JSON) or its 'parameters': {'range'}; a batch's "
               "'parameters': {'range'} (Vertex AI), 'range' beside 'instances', or 'range' in instances (those that "
               "give it must agree; every ride then gets a range); BigQuery's userDefinedContext.range; or '?range=' "
@@ -240,7 +242,8 @@ def openapi_spec() -> dict:
                 "200": {"description": "metadata: version, data (sources, cleaning, first and last pickup time), "
                                        "features, metrics, importance (the mean absolute dollars each breakdown "
                                        "group adds to the held-out rides' fares: what matters most overall), "
-                                       "range_coverages, service_area, long_trips",
+                                       "range_coverages (and range_uncalibrated: coverages too few calibration "
+                                       "rides could promise), service_area, long_trips",
                         "content": _json({"type": "object"}), "headers": priced},
                 **_errors(503)}}},
             AREA_PATH: {"get": {"summary": "Where the serving model prices rides (GeoJSON)", "responses": {

@@ -6,23 +6,27 @@
 - DST is resolved like PEP 495's fold=0, deterministically and never as an error: in the spring gap
   a non-existent time keeps the offset from before the jump (02:30 -> 03:30 EDT); in the autumn
   overlap an ambiguous time is its first occurrence (01:30 -> 01:30 EDT).
+
+Batches convert naive times with the New York UTC-offset table the serving model carries (its
+feature map's, built at training from the same zone): building one here would cost ~140 ms of pure
+Python, holding the GIL, on the first batch.
 """
 
 import re
 from datetime import date, datetime, timezone
-from functools import cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from taxifare.model import local_time
-from taxifare.model.schema import TIMEZONE
+from taxifare.model.schema import TIMEZONE, UTC_SUFFIX
 from taxifare.serving.quoting import quoted
 
 NEW_YORK = ZoneInfo(TIMEZONE)
 PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
 """What the batch parser takes: a date and hours:minutes[:seconds]; no zone, no fractions."""
-UTC_SUFFIX = " UTC"
+OffsetTable = tuple[np.ndarray, np.ndarray]
+"""New York's UTC-offset table: (instants, offsets), as local_time.utc_offset_table builds it."""
 FIRST_YEAR, END_YEAR = 2009, 2100
 EXAMPLE = "2013-07-06 17:18:00"
 
@@ -59,22 +63,20 @@ def _refuse_a_date_alone(text: str) -> None:
                         f"{quoted(f'{day.isoformat()} 00:00:00')})")
 
 
-@cache
-def _offset_table() -> tuple[np.ndarray, np.ndarray]:
-    return local_time.utc_offset_table(TIMEZONE)
-
-
-def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
+def parse_pickup_datetimes(texts: list[str], new_york: OffsetTable | None) -> np.ndarray | None:
     """UTC epoch seconds of many plain times at once, or None to say "parse them one by one".
 
     Batches are priced in one vectorised pass, so their times are too: when every string is a
-    plain "YYYY-MM-DD HH:MM[:SS]" (all with the " UTC" suffix, or none) numpy parses them and the
-    zone's offset table converts them, by parse_pickup_datetime's rules. Anything else
-    (offsets, "Z", mixed suffixes, bad strings, years outside 2009-2099 as written) returns None.
+    plain "YYYY-MM-DD HH:MM[:SS]" (all with the " UTC" suffix, or none) numpy parses them and
+    `new_york`, the zone's offset table, converts them, by parse_pickup_datetime's rules. Anything
+    else (offsets, "Z", mixed suffixes, bad strings, years outside 2009-2099 as written, naive times
+    without a table) returns None.
     """
     if not all(type(text) is str for text in texts):
         return None
     utc = texts[0].endswith(UTC_SUFFIX)
+    if not utc and new_york is None:
+        return None
     plain = [text[: -len(UTC_SUFFIX)] for text in texts] if utc else texts
     if any(text.endswith(UTC_SUFFIX) != utc for text in texts) or not all(map(PLAIN_TIME.fullmatch, plain)):
         return None
@@ -86,4 +88,4 @@ def parse_pickup_datetimes(texts: list[str]) -> np.ndarray | None:
     if not ((years >= FIRST_YEAR) & (years < END_YEAR)).all():
         return None
     seconds = wall.astype(np.int64)
-    return seconds if utc else local_time.local_to_utc_seconds(seconds, *_offset_table())
+    return seconds if utc else local_time.local_to_utc_seconds(seconds, *new_york)

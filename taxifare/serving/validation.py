@@ -29,7 +29,7 @@ from taxifare.model.schema import (
 from taxifare.model.service_area import ServiceArea
 from taxifare.serving.hints import REFUSAL_CUTOFF, closest
 from taxifare.serving.quoting import quoted
-from taxifare.serving.ride_time import RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
+from taxifare.serving.ride_time import OffsetTable, RideTimeError, parse_pickup_datetime, parse_pickup_datetimes
 
 ALIASES = {"lon1": PICKUP_LONGITUDE, "lat1": PICKUP_LATITUDE, "lon2": DROPOFF_LONGITUDE,
            "lat2": DROPOFF_LATITUDE, "passcount": PASSENGER_COUNT}
@@ -62,7 +62,7 @@ class InvalidRides(ValueError):
     """Rides refused: the errors listed, keyed "field" (one ride) or "instances[i].field" (a batch), and
     how many rows were refused in all (more than the listed errors show once MAX_REPORTED_ERRORS is reached)."""
 
-    def __init__(self, details: dict[str, str], refused_rows: int = 1):
+    def __init__(self, details: dict[str, str], refused_rows: int):
         super().__init__("; ".join(f"{name}: {reason}" for name, reason in details.items()))
         self.details = details
         self.refused_rows = refused_rows
@@ -206,12 +206,15 @@ def with_hints(errors: dict[str, str], fields: Record) -> dict[str, str]:
     return hinted
 
 
-def validate_records(records: Sequence[Record], row_label: str | None = None) -> dict[str, np.ndarray]:
+def validate_records(records: Sequence[Record], row_label: str | None = None,
+                     new_york: OffsetTable | None = None) -> dict[str, np.ndarray]:
     """Model columns for valid records; InvalidRides naming each bad field otherwise.
 
     `row_label` ("instances", "calls") prefixes batch errors with the row: "instances[3].passenger_count".
+    `new_york`: the serving model's offset table, which converts a batch's naive times in one pass
+    (without it they are parsed one by one, with the same result).
     """
-    columns = _valid_batch_columns(records) if len(records) > 1 else None
+    columns = _valid_batch_columns(records, new_york) if len(records) > 1 else None
     return columns if columns is not None else _check_each_record(records, row_label)
 
 
@@ -219,7 +222,7 @@ def _within(values: np.ndarray, bounds: tuple[float, float]) -> bool:
     return bool(((values >= bounds[0]) & (values <= bounds[1])).all())  # NaN fails
 
 
-def _valid_batch_columns(records: Sequence[Record]) -> dict[str, np.ndarray] | None:
+def _valid_batch_columns(records: Sequence[Record], new_york: OffsetTable | None) -> dict[str, np.ndarray] | None:
     """Vectorised validation of a clean batch: exactly the six fields, JSON numbers, plain times.
 
     Returns None as soon as anything is unusual; the per-record checks then find and name it.
@@ -230,7 +233,7 @@ def _valid_batch_columns(records: Sequence[Record]) -> dict[str, np.ndarray] | N
         raw = {name: [record[name] for record in records] for name in INPUT_COLUMNS}
     except KeyError:
         return None
-    seconds = parse_pickup_datetimes(raw[PICKUP_DATETIME])
+    seconds = parse_pickup_datetimes(raw[PICKUP_DATETIME], new_york)
     numeric = (*RANGES, PASSENGER_COUNT)
     if seconds is None or not all(type(v) is float or type(v) is int for name in numeric for v in raw[name]):
         return None

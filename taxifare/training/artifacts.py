@@ -90,10 +90,11 @@ def load_predictor(data: bytes) -> FareModel | Pipeline:
     """Whatever a local file holds: a compiled model.joblib, or else a pipeline.joblib (trusted: yours)."""
     try:
         return loading.loads(data)
-    except loading.ModelFileError as not_compiled:
+    except loading.ModelFileError:
         try:
             return load_pipeline(data)
         except ModelVersionError:
             raise
-        except Exception:  # joblib fails on foreign bytes with anything from KeyError to EOFError
-            raise loading.ModelFileError("neither a taxifare model.joblib nor a pipeline.joblib") from not_compiled
+        except Exception as error:  # joblib fails on foreign bytes with anything from KeyError to EOFError
+            # the cause is joblib's failure, the last reading tried; its context keeps why it is no model.joblib
+            raise loading.ModelFileError("neither a taxifare model.joblib nor a pipeline.joblib") from error

@@ -15,9 +15,10 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
 from taxifare.model.fare_model import FareModel, FareRange
+from taxifare.model.schema import START_FARE
 from taxifare.model.service_area import ServiceArea
 from taxifare.model.trees import TreeEnsemble, TreeNodes
-from taxifare.training.ensemble import MIN_FARE, FareRegressor
+from taxifare.training.ensemble import FareRegressor
 
 
 def compile_pipeline(pipeline: Pipeline, service_area: ServiceArea | None = None) -> FareModel:
@@ -28,15 +29,21 @@ def compile_pipeline(pipeline: Pipeline, service_area: ServiceArea | None = None
     features, regressor = pipeline.named_steps["features"].map_, pipeline.named_steps["regressor"]
     if not isinstance(regressor, FareRegressor):
         return FareModel.single(features, compile_regressor(regressor), service_area)
-    fare_range = FareRange(compile_regressor(regressor.range_low_), compile_regressor(regressor.range_high_),
-                           {coverage: float(margin) for coverage, margin in regressor.range_margins_.items()},
-                           MIN_FARE)
+    fare_range = compile_range(regressor)
     shrinkage = regressor.short_shrinkage
     short = compile_bag(regressor.short_members_, 1 - shrinkage)
     short = dataclasses.replace(short, baseline=short.baseline + shrinkage * regressor.short_mean_fare_)
     return FareModel(features, ("rides under the short-trip length", "trips"), (short, compile_bag(regressor.trip_members_)),
                      regressor.distance_column, np.array([float(regressor.short_trip_km)]), fare_range, regressor.long_trips_,
                      service_area)
+
+
+def compile_range(regressor: FareRegressor) -> FareRange | None:
+    """The regressor's calibrated range; None when it has none, or no coverage its held-out rides can promise."""
+    if not getattr(regressor, "range_margins_", None):
+        return None
+    return FareRange(compile_regressor(regressor.range_low_), compile_regressor(regressor.range_high_),
+                     {coverage: float(margin) for coverage, margin in regressor.range_margins_.items()}, START_FARE)
 
 
 def compile_bag(members: Sequence[HistGradientBoostingRegressor], weight: float = 1.0) -> TreeEnsemble:

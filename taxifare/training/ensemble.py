@@ -8,16 +8,19 @@
   get a bag of their own, trained on every ride, short ones included; the trip models never see
   them, so they cannot blur real trips. Short rides are mostly noise, so their bag's answer is
   pulled part of the way (`short_shrinkage`) towards the average short-ride fare.
-- Range: two quantile models (20% and 80% by default) fit on part of the rides, widened by the margin
+- Range: two quantile models (RANGE_QUANTILES by default) fit on part of the rides, widened by the margin
   that makes them cover the requested share of the held-out rest (conformalized quantile regression:
   the coverage holds on new rides, not only on the training data). Base quantiles near the coverage
-  that matters most (80%) give the narrowest ranges: $4.0 wide where 10%/90% gave $4.9.
+  that matters most (80%) give the narrowest ranges: $4.0 wide where 10%/90% gave $4.9. A coverage
+  that too few held-out rides cannot promise (95% needs at least 19) is not offered: never a
+  narrower range under its name (`range_uncalibrated_` says which, and how many rides it needs).
 - Long trips (`reach_quantile`): the regressor learns the floor under rides longer than the training
   rides (taxifare.model.long_trips): the reach, a quantile of the trips' lengths, and the rate per km
   beyond it, the median fare per km (after the start fare) of the longest tenth of the trips. The
   floor needs the rides themselves, not their features: the pipeline applies it (FarePipeline).
 """
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -26,20 +29,40 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
-from taxifare.model.fare_model import range_around
+from taxifare.model.fare_model import RANGE_COVERAGES, range_around
 from taxifare.model.long_trips import LongTrips
+from taxifare.model.schema import START_FARE
 
-MIN_FARE = 2.5
-"""The meter's start fare: no range goes below it."""
+SHORT_TRIP_KM = 0.1
+"""Rides shorter than 100 m (round trips, frozen GPS) are priced by a model of their own."""
+RANGE_QUANTILES = (0.2, 0.8)
+"""The quantiles the two range models learn before the conformal margins widen them."""
 LONGEST_TRIPS_QUANTILE = 0.9
 """Trips at least this long (a quantile of the trips' lengths) set the long-trip floor's rate per km."""
 
 
+def conformal_rank(n: int, coverage: float) -> int:
+    """Which of n sorted scores is the margin for `coverage`: the ceil((n + 1) * coverage)-th smallest."""
+    return int(np.ceil((n + 1) * coverage))
+
+
 def conformal_margin(scores: np.ndarray, coverage: float) -> float:
-    """The margin that makes intervals cover `coverage` of rides like these (split conformal quantile)."""
+    """The margin that makes intervals cover `coverage` of rides like these (split conformal quantile).
+
+    inf when the rank is past n: so few scores cannot promise the coverage with any finite margin
+    (none at all: n = 0).
+    """
     n = len(scores)
-    rank = min(int(np.ceil((n + 1) * coverage)), n)
-    return float(np.sort(scores)[rank - 1])
+    rank = conformal_rank(n, coverage)
+    return float(np.sort(scores)[rank - 1]) if rank <= n else math.inf
+
+
+def calibration_rides_needed(coverage: float) -> int:
+    """The fewest held-out rides whose scores give `coverage` a finite margin (19 for 95%)."""
+    n = 1
+    while conformal_rank(n, coverage) > n:
+        n += 1
+    return n
 
 
 class FareRegressor(RegressorMixin, BaseEstimator):
@@ -57,18 +80,20 @@ class FareRegressor(RegressorMixin, BaseEstimator):
     short_member : the boosted-tree model each short-ride bag member clones (default: member).
     range_member : the boosted-tree model the two range models clone (with a quantile loss).
     range_quantiles : the lower and upper quantiles the range models learn; None: no range.
-    range_coverages : coverages, in percent, the range is calibrated for.
+    range_coverages : coverages, in percent, the range is calibrated for (those the held-out rides are too
+        few for are left out: see range_uncalibrated_).
     calibration_fraction : share of the rides held out to calibrate the range.
     reach_quantile : the long-trip floor's reach, as a quantile of the trips' lengths (see above); None: no floor.
     random_state : seed for bootstraps, feature subsets and the calibration split.
     """
 
-    def __init__(self, distance_column: int = 0, short_trip_km: float = 0.1, short_shrinkage: float = 0.5,
+    def __init__(self, distance_column: int = 0, short_trip_km: float = SHORT_TRIP_KM, short_shrinkage: float = 0.5,
                  n_members: int = 5, n_short_members: int = 5,
                  max_samples: int = 1_000_000, member: HistGradientBoostingRegressor | None = None,
                  short_member: HistGradientBoostingRegressor | None = None,
                  range_member: HistGradientBoostingRegressor | None = None,
-                 range_quantiles: tuple[float, float] | None = (0.2, 0.8), range_coverages: Sequence[int] = (50, 80, 90, 95),
+                 range_quantiles: tuple[float, float] | None = RANGE_QUANTILES,
+                 range_coverages: Sequence[int] = RANGE_COVERAGES,
                  calibration_fraction: float = 0.25, reach_quantile: float | None = None, random_state: int = 0):
         self.distance_column = distance_column
         self.short_trip_km = short_trip_km
@@ -113,7 +138,7 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         if self.reach_quantile is None or not len(length):
             return None
         longest = length >= np.quantile(length, LONGEST_TRIPS_QUANTILE)
-        rate = float(np.median((fares[longest] - MIN_FARE) / length[longest]))
+        rate = float(np.median((fares[longest] - START_FARE) / length[longest]))
         return LongTrips(self.distance_column, float(np.quantile(length, self.reach_quantile)), max(rate, 0.0))
 
     def _fit_range(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, report: "_Countdown") -> None:
@@ -127,9 +152,13 @@ class FareRegressor(RegressorMixin, BaseEstimator):
             for quantile in self.range_quantiles
         )
         held_out, truth = X[calibration], y[calibration]
-        scores = np.maximum(self.range_low_.predict(held_out) - truth, truth - self.range_high_.predict(held_out))
-        self.range_margins_ = {int(coverage): conformal_margin(scores, coverage / 100)
-                               for coverage in self.range_coverages}
+        scores = (np.maximum(self.range_low_.predict(held_out) - truth, truth - self.range_high_.predict(held_out))
+                  if len(held_out) else np.empty(0))
+        margins = {int(coverage): conformal_margin(scores, coverage / 100) for coverage in self.range_coverages}
+        self.range_margins_ = {coverage: margin for coverage, margin in margins.items() if math.isfinite(margin)}
+        # coverage -> the held-out rides it would need, for each coverage these few cannot promise
+        self.range_uncalibrated_ = {coverage: calibration_rides_needed(coverage / 100)
+                                    for coverage, margin in margins.items() if not math.isfinite(margin)}
 
     def _fit_bag(self, X: np.ndarray, y: np.ndarray, template: HistGradientBoostingRegressor, n_members: int,
                  rng: np.random.Generator, name: str, report: "_Countdown") -> list[HistGradientBoostingRegressor]:
@@ -167,12 +196,13 @@ class FareRegressor(RegressorMixin, BaseEstimator):
         """(fares, low, high): a range meant to hold `coverage` percent of real fares, around each fare.
 
         `fares`, if given, are the ones to put the range around (the pipeline's, after the long-trip floor).
+        KeyError for a coverage not calibrated (see range_uncalibrated_).
         """
         check_is_fitted(self, "range_margins_")
         X = np.asarray(X, dtype=np.float64)
         fares = self.predict(X) if fares is None else fares
         return fares, *range_around(self.range_low_.predict(X), self.range_high_.predict(X), fares,
-                                    self.range_margins_[coverage], MIN_FARE)
+                                    self.range_margins_[coverage], START_FARE)
 
 
 class _Countdown:

@@ -12,11 +12,10 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
-from taxifare.training.ensemble import FareRegressor
+from taxifare.model.schema import START_FARE
+from taxifare.training.ensemble import RANGE_QUANTILES, SHORT_TRIP_KM, FareRegressor
 from taxifare.training.transformers import RideFeatures
 
-SHORT_TRIP_KM = 0.1
-"""Rides shorter than 100 m (round trips, frozen GPS) are priced by a model of their own."""
 MONOTONE_FEATURES = ("trip_km", "grid_km")
 """With every other feature fixed, a longer trip never gets a lower fare or range (monotonic constraints), as on
 a meter: this is what keeps fares from dipping as a ride nears the edge of the training data (the lines from
@@ -49,7 +48,6 @@ SHORT_PARAMS = {
     "early_stopping": False,
 }
 
-RANGE_QUANTILES = (0.2, 0.8)
 RANGE_PARAMS = {
     "learning_rate": 0.1,
     "max_iter": 100,
@@ -76,7 +74,8 @@ def build_pipeline(random_state: int = 0) -> Pipeline:
 
 
 class FarePipeline(Pipeline):
-    """RideFeatures -> FareRegressor, plus the long-trip floor, which needs the rides and not only their features.
+    """RideFeatures -> FareRegressor, plus the floors: the start fare, and the long-trip floor, which needs the
+    rides and not only their features.
 
     `predict` and `predict_range` give what the compiled FareModel gives (tests/test_compiled_model.py).
     """
@@ -92,6 +91,8 @@ class FarePipeline(Pipeline):
         return self[-1].predict_range(features, coverage, self._floored(X, features, self[-1].predict(features)))
 
     def _floored(self, rides: object, features: np.ndarray, fares: np.ndarray) -> np.ndarray:
+        """As FareModel does: no fare below the start fare, none under the long-trip floor."""
+        fares = np.maximum(fares, START_FARE)
         long_trips = self[-1].long_trips_
         if long_trips is None:
             return fares

@@ -9,7 +9,7 @@ airport trips, log-normal trip lengths, traffic that slows at rush hour, and the
 - JFK <-> Manhattan flat fare: $45, then $52 from 2012-09-04; tolls on some airport trips.
 
 A small share of rows carry the real data's defects (zero coordinates, no passengers, negative
-fares) so the cleaning rules get exercised at every scale.
+fares) so the cleaning rules get exercised at every scale; the others all pass them.
 """
 
 import numpy as np
@@ -22,12 +22,16 @@ from taxifare.model.schema import (
     DROPOFF_LONGITUDE,
     FARE,
     KEY,
+    LATITUDE_RANGE,
+    LONGITUDE_RANGE,
     PASSENGER_COUNT,
     PICKUP_DATETIME,
     PICKUP_LATITUDE,
     PICKUP_LONGITUDE,
     RATE_CHANGE_DATE,
+    START_FARE,
     TIMEZONE,
+    UTC_SUFFIX,
 )
 from taxifare.training.data import KAGGLE_DATETIME_FORMAT
 
@@ -79,6 +83,7 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
     to_manhattan = rng.normal(0, 0.01, (n, 2)) + geometry.LANDMARKS["midtown"]
     lon2 = np.where(from_jfk, to_manhattan[:, 0], np.where(to_jfk, geometry.LANDMARKS["jfk"][0], lon2))
     lat2 = np.where(from_jfk, to_manhattan[:, 1], np.where(to_jfk, geometry.LANDMARKS["jfk"][1], lat2))
+    lon2, lat2 = np.clip(lon2, *LONGITUDE_RANGE), np.clip(lat2, *LATITUDE_RANGE)  # long trips end inside the box
 
     hour = local.hour.to_numpy()
     weekday = local.day_of_week.to_numpy() < 5
@@ -87,7 +92,7 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
     rush = weekday & (((hour >= 7) & (hour < 10)) | ((hour >= 16) & (hour < 20)))
     slow_minutes = road_miles * np.where(rush, 2.5, 1.0) * rng.gamma(2.0, 0.6, n)
     unit = np.where(after, 0.50, 0.40)
-    meter = 2.50 + unit * (np.ceil(road_miles * 5) + np.floor(slow_minutes / 2))
+    meter = START_FARE + unit * (np.ceil(road_miles * 5) + np.floor(slow_minutes / 2))
     flat = np.where(after, 52.0, 45.0)
     fare = np.where(from_jfk | to_jfk, flat + np.where(rng.random(n) < 0.5, 5.33, 0.0), meter)
     fare += np.where((hour >= 20) | (hour < 6), 0.50, 0.0)
@@ -103,7 +108,7 @@ def generate_rides(n: int, seed: int = 0, defect_rate: float = DEFECT_RATE) -> p
         PASSENGER_COUNT: passengers,
     })
     _add_defects(rides, rng, defect_rate)
-    rides[KEY] = rides[PICKUP_DATETIME].str.removesuffix(" UTC") + "." + pd.RangeIndex(n).astype(str)
+    rides[KEY] = rides[PICKUP_DATETIME].str.removesuffix(UTC_SUFFIX) + "." + pd.RangeIndex(n).astype(str)
     return rides[list(CSV_COLUMNS)]
 
 

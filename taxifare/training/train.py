@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from taxifare.model.fare_model import FareModel
@@ -108,6 +109,29 @@ def scope(model: FareModel) -> dict:
     }
 
 
+@dataclass
+class HeldOutSplit:
+    """The canonically ordered valid rides and their fares, and the split that scores the pipeline."""
+
+    rides: pd.DataFrame
+    fares: np.ndarray
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass
+class HeldOutScores:
+    """How the pipeline fit on the training part did on the held-out rides, beside the baselines."""
+
+    scores: dict[str, Scores]
+    ranges: dict[int, RangeScores]
+    feature_names: list[str]
+    range_quantiles: list[float]
+    short_held_out: int
+
+
 def train_and_save(
     cleaned: CleaningResult,
     out_dir: Path,
@@ -116,43 +140,66 @@ def train_and_save(
     progress: Callable[[str], None] = lambda message: None,
 ) -> TrainingResult:
     """Score on a held-out split, refit on all valid rides, compile, save both files and model.json."""
+    split = split_rides(cleaned, test_fraction, seed, progress)
+    started = time.perf_counter()
+    held_out = score_held_out(split, seed, progress)
+    pipeline = refit(split, seed, progress)
+    fit_seconds = time.perf_counter() - started
+    model = compile_pipeline(pipeline, learn_service_area(split.rides))
+    check_compiled(model, pipeline, split.X_test)
+    metadata = describe(cleaned, split, held_out, model, pipeline, seed, fit_seconds)
+    return TrainingResult(metadata=save_model(model, pipeline, metadata, out_dir), scores=held_out.scores,
+                          ranges=held_out.ranges)
+
+
+def split_rides(cleaned: CleaningResult, test_fraction: float, seed: int,
+                progress: Callable[[str], None]) -> HeldOutSplit:
+    """The valid rides in canonical order, their fares taken out, and `test_fraction` of them held out."""
     progress(f"cleaning kept {len(cleaned.rides):,} of {cleaned.rows_in:,} rows: {cleaned.counts}")
     if len(cleaned.rides) < MIN_CLEAN_RIDES:
         raise ValueError(f"only {len(cleaned.rides)} valid rides after cleaning; need at least {MIN_CLEAN_RIDES}")
     rides = cleaned.rides.sort_values(CANONICAL_ORDER, kind="stable", ignore_index=True)
-    y = rides.pop(FARE).to_numpy()
-    X_train, X_test, y_train, y_test = train_test_split(rides, y, test_size=test_fraction, random_state=seed)
+    fares = rides.pop(FARE).to_numpy()
+    X_train, X_test, y_train, y_test = train_test_split(rides, fares, test_size=test_fraction, random_state=seed)
+    return HeldOutSplit(rides, fares, X_train, X_test, y_train, y_test)
 
-    scores = {}
-    started = time.perf_counter()
-    progress(f"fitting on {len(X_train):,} rides to score {len(X_test):,} held-out ones")
-    held_out = build_pipeline(random_state=seed).fit(X_train, y_train, regressor__progress=progress)
-    features = held_out.named_steps["features"]
-    short = short_rides(X_test)
-    for name, baseline in build_baselines().items():
-        scores[name] = score(y_test, baseline.fit(X_train, y_train).predict(X_test), short)
-    scores[MODEL_NAME] = score(y_test, held_out.predict(X_test), short)
-    regressor = held_out.named_steps["regressor"]
-    ranges = {coverage: score_range(y_test, *held_out.predict_range(X_test, coverage)[1:])
+
+def score_held_out(split: HeldOutSplit, seed: int, progress: Callable[[str], None]) -> HeldOutScores:
+    """Fit the pipeline and the baselines on the training part; score fares and ranges on the held-out rides."""
+    progress(f"fitting on {len(split.X_train):,} rides to score {len(split.X_test):,} held-out ones")
+    pipeline = build_pipeline(random_state=seed).fit(split.X_train, split.y_train, regressor__progress=progress)
+    short = short_rides(split.X_test)
+    scores = {name: score(split.y_test, baseline.fit(split.X_train, split.y_train).predict(split.X_test), short)
+              for name, baseline in build_baselines().items()}
+    scores[MODEL_NAME] = score(split.y_test, pipeline.predict(split.X_test), short)
+    regressor = pipeline.named_steps["regressor"]
+    ranges = {coverage: score_range(split.y_test, *pipeline.predict_range(split.X_test, coverage)[1:])
               for coverage in regressor.range_margins_}
+    return HeldOutScores(scores, ranges, list(pipeline.named_steps["features"].get_feature_names_out()),
+                         list(regressor.range_quantiles), int(short.sum()))
 
-    progress(f"refitting on all {len(rides):,} valid rides")
-    pipeline = build_pipeline(random_state=seed).fit(rides, y, regressor__progress=progress)
-    fit_seconds = time.perf_counter() - started
-    model = compile_pipeline(pipeline, learn_service_area(rides))
-    check_compiled(model, pipeline, X_test)
 
+def refit(split: HeldOutSplit, seed: int, progress: Callable[[str], None]) -> FarePipeline:
+    """The shipped pipeline: the same recipe fit on every valid ride."""
+    progress(f"refitting on all {len(split.rides):,} valid rides")
+    return build_pipeline(random_state=seed).fit(split.rides, split.fares, regressor__progress=progress)
+
+
+def describe(cleaned: CleaningResult, split: HeldOutSplit, held_out: HeldOutScores, model: FareModel,
+             pipeline: FarePipeline, seed: int, fit_seconds: float) -> dict:
+    """model.json (before save_model adds the version, libraries and sizes): data, scope, recipe, metrics."""
+    rides = split.rides
     rows_by_source: dict[str, int] = {}
     for source, rows in cleaned.rows_by_source.items():
         rows_by_source[public_source(source)] = rows_by_source.get(public_source(source), 0) + rows
-    metadata = {
+    return {
         "data": {
             "sources": list(rows_by_source),
             "rows_by_source": rows_by_source,
             "rows_read": cleaned.rows_in,
             "rows_valid": len(rides),
-            "rows_short_held_out": int(short.sum()),
-            "rows_held_out": len(X_test),
+            "rows_short_held_out": held_out.short_held_out,
+            "rows_held_out": len(split.X_test),
             "rows_fit": len(rides),
             "cleaning": cleaned.counts,
             "cleaning_rules": {rule.name: rule.reason for rule in RULES},
@@ -161,21 +208,22 @@ def train_and_save(
                              "note": "rides after the last are priced at the rates of the data's last months"},
         },
         **scope(model),
-        "features": list(features.get_feature_names_out()),
+        "features": held_out.feature_names,
         "recipe": {"trip_models": N_TRIP_MODELS, "trip_model": TRIP_PARAMS, "short_trip_km": SHORT_TRIP_KM,
                    "short_bag_members": N_SHORT_MEMBERS, "short_bag_member": SHORT_PARAMS,
-                   "range_quantiles": list(regressor.range_quantiles), "random_state": seed},
+                   "range_quantiles": held_out.range_quantiles, "random_state": seed},
         "metrics": {
             "evaluation": EVALUATION,
-            "fares": {name: s.rounded() for name, s in scores.items()},
+            "fares": {name: s.rounded() for name, s in held_out.scores.items()},
             "ranges": {str(coverage): {"coverage": round(r.coverage, 4), "mean_width": round(r.mean_width, 2)}
-                       for coverage, r in ranges.items()},
+                       for coverage, r in held_out.ranges.items()},
         },
-        "importance": group_importance(model, X_test),
+        "importance": group_importance(model, split.X_test),
         "baselines": {"fit_on": "every valid training ride (evaluate applies them to new rides)",
-                      **baseline_parameters(rides, y)},
+                      **baseline_parameters(rides, split.fares)},
         "range_coverages": list(model.range_coverages),
-        "fare_bounds": [float(np.min(y)), float(np.max(y))],
+        "range_uncalibrated": {str(coverage): {"calibration_rides_needed": needed} for coverage, needed
+                               in getattr(pipeline.named_steps["regressor"], "range_uncalibrated_", {}).items()},
+        "fare_bounds": [float(np.min(split.fares)), float(np.max(split.fares))],
         "fit_seconds": round(fit_seconds, 2),
     }
-    return TrainingResult(metadata=save_model(model, pipeline, metadata, out_dir), scores=scores, ranges=ranges)
