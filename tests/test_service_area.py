@@ -96,6 +96,27 @@ def test_contains_reads_the_cell_of_each_point():
                                   [True, True, False, False, True, True, False, False, False, False])
 
 
+NOT_NUMBERS = st.sampled_from([np.nan, np.inf, -np.inf])
+LONGITUDES = st.one_of(st.floats(-74.05, -73.35), st.sampled_from([-74.0, -73.9, -73.5, -73.4]), NOT_NUMBERS)
+LATITUDES = st.one_of(st.floats(39.95, 41.25), st.sampled_from([40.0, 40.2, 41.0, 41.2]), NOT_NUMBERS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(LONGITUDES, LATITUDES, LONGITUDES, LATITUDES))
+def test_one_ride_is_looked_up_as_a_batch_is(points):
+    """all_inside answers one ride in Python floats: the same cells as `contains`, edges, NaN and off-grid included."""
+    cells = np.zeros((6, 6), dtype=bool)
+    cells[1:5, 1:4] = True  # inside: longitude -73.9 to -73.6, latitude 40.2 to 41.0, but for a hole
+    cells[3, 2] = False
+    area = ServiceArea(-74.0, 40.0, 0.1, 0.2, cells)
+    ride = dict(zip(("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude"),
+                    np.array(points)[:, None], strict=True))
+    expected = bool(area.contains(np.array(points[0::2]), np.array(points[1::2])).all())
+    assert area.all_inside(ride) is expected
+    twice = {name: np.repeat(column, 2) for name, column in ride.items()}  # two rides: the vectorised path
+    assert area.all_inside(twice) is expected
+
+
 def test_an_area_reaching_its_grids_outer_ring_is_refused():
     cells = np.zeros((4, 4), dtype=bool)
     cells[0, 2] = True

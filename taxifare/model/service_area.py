@@ -17,6 +17,8 @@ from taxifare.model.schema import DROPOFF_LATITUDE, DROPOFF_LONGITUDE, PICKUP_LA
 
 COORDINATE_DECIMALS = 6
 """GeoJSON coordinates to about 10 cm: as precise as the cells' corners need."""
+ENDS = ((PICKUP_LONGITUDE, PICKUP_LATITUDE), (DROPOFF_LONGITUDE, DROPOFF_LATITUDE))
+"""The coordinate columns of a ride's two ends."""
 Ring = list[tuple[int, int]]
 """A closed path along cell edges, as (column, row) grid corners; the last corner repeats the first."""
 
@@ -44,6 +46,23 @@ class ServiceArea:
         lon = np.array([rides[PICKUP_LONGITUDE], rides[DROPOFF_LONGITUDE]], dtype=np.float64)
         lat = np.array([rides[PICKUP_LATITUDE], rides[DROPOFF_LATITUDE]], dtype=np.float64)
         return self._cells_at(lon, lat)
+
+    def all_inside(self, rides: object) -> bool:
+        """Whether every ride's pickup and dropoff lie in the area: the request path's question.
+
+        One ride, the common request, is looked up in Python floats (~2 microseconds instead of the
+        ~25 of a dozen numpy calls on one-element arrays), with the same arithmetic as `contains`.
+        """
+        if len(rides[PICKUP_LONGITUDE]) != 1:
+            return bool(self.ends_inside(rides).all())
+        return all(self._cell_inside(float(rides[lon][0]), float(rides[lat][0])) for lon, lat in ENDS)
+
+    def _cell_inside(self, lon: float, lat: float) -> bool:
+        """`contains` for one point: max(0.0, NaN) is 0.0, as np.fmax drops NaN; int() truncates as astype does."""
+        rows, columns = self.cells.shape
+        column = min(max(0.0, (lon - self.west) / self.cell_lon), columns - 1)
+        row = min(max(0.0, (lat - self.south) / self.cell_lat), rows - 1)
+        return bool(self.cells[int(row), int(column)])
 
     def contains(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Whether each point lies in a cell of the area.

@@ -284,11 +284,9 @@ def check_service_area(area: ServiceArea | None, columns: dict[str, np.ndarray],
     Validation already keeps every point inside the service box; this is the model's own, finer
     answer: trees would price a ride from open water or another state with a confident fare.
     """
-    if area is None:
+    if area is None or area.all_inside(columns):
         return
     outside = ~area.ends_inside(columns)
-    if not outside.any():
-        return
     refused = RefusedRows()
     for row in np.flatnonzero(outside.any(axis=0)):  # row by row, pickup before dropoff
         prefix = f"{row_label}[{row}]." if row_label else ""
