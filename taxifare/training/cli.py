@@ -27,6 +27,7 @@ from taxifare.training.bigquery_options import (
 from taxifare.training.comparison_options import BOOTSTRAP_SAMPLES, DEFAULT_COVERAGE, Outcome
 from taxifare.training.explain_options import DESCRIPTION as EXPLAIN_DESCRIPTION
 from taxifare.training.explain_options import add_explain_arguments
+from taxifare.training.train_options import TEST_FRACTION
 
 DATA_DIR_ENV = "TAXIFARE_DATA_DIR"
 SHARED_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -304,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="models", metavar="FOLDER", help="where the three files go (default: models)")
     train.add_argument("--upload", metavar="GS_PREFIX",
                        help="also upload to GS_PREFIX/<version>/ and GS_PREFIX/latest/ (checked before training)")
-    train.add_argument("--test-fraction", type=fraction(one_allowed=False), default=0.2, metavar="P",
-                       help="share of valid rides held out to score the model before the refit (default 0.2)")
+    train.add_argument("--test-fraction", type=fraction(one_allowed=False), default=TEST_FRACTION, metavar="P",
+                       help=f"share of valid rides held out to score the model before the refit (default {TEST_FRACTION})")
     train.add_argument("--threads", type=whole_number(0), default=1, metavar="N",
                        help="CPU threads for fitting (default 1: on a busy or small machine more threads spin; "
                             "0: all cores)")

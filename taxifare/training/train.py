@@ -48,9 +48,9 @@ from taxifare.training.pipeline import (
     FarePipeline,
     build_pipeline,
 )
+from taxifare.training.train_options import TEST_FRACTION
 
 MODEL_NAME = "taxifare pipeline"
-TEST_FRACTION = 0.2
 MIN_CLEAN_RIDES = 50
 COMPILED_TOLERANCE = 1e-9
 """The compiled model must give the pipeline's fares to this many dollars, or nothing is saved."""
