@@ -127,6 +127,19 @@ def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, val
     assert (by_segment < START_FARE).any()  # one of these rides needs the start-fare floor
 
 
+def test_a_single_ensemble_model_prices_every_ride_with_it_and_offers_no_range(model, valid_rides):
+    """What compile_pipeline makes of a lone boosted-tree regressor: one ensemble, no range, the area kept."""
+    rides = valid_rides.drop(columns="fare_amount").iloc[:400]
+    ensemble = model.fares[1]
+    single = FareModel.single(model.features, ensemble, model.service_area)
+    single.check()
+    expected = np.maximum(ensemble.predict(model.features.compute(rides)), START_FARE)
+    np.testing.assert_allclose(single.predict(rides), expected, rtol=0, atol=1e-9)
+    assert single.segment_names == ("all rides",) and single.range_coverages == ()
+    assert single.service_area is model.service_area and single.long_trips is None
+    assert FareModel.single(model.features, ensemble).service_area is None
+
+
 def test_non_identity_links_are_refused():
     X = np.random.default_rng(0).random((200, 3))
     regressor = HistGradientBoostingRegressor(max_iter=3, loss="poisson").fit(X, X[:, 0] + 1)
