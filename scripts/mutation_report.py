@@ -1,6 +1,7 @@
 """The mutation score of each module after `make mutate`, and the mutants that still need a test.
 
-score = killed / (mutants - justified equivalents), per file of taxifare/model and taxifare/serving. A
+score = killed / (mutants - justified equivalents), per file of taxifare/model and taxifare/serving ("of checked":
+the same over the mutants a partial run has checked so far, unchecked ones left out). A
 mutant killed by a timeout counts as killed; one that no selected test reaches ("no tests") or that
 survived counts against the score unless docs/equivalent-mutants.md lists it with the reason it cannot
 change behaviour. A listed mutant that a test now kills, or that no longer exists (its function
@@ -64,18 +65,20 @@ def main() -> int:
         equivalent = sum(1 for name, code in codes.items() if name in justified and name not in stale)
         counted = len(codes) - counts["skipped"] - equivalent
         score = 100 * counts["killed"] / counted if counted else 100.0
+        checked = counted - counts["not checked"] - counts["suspicious"]  # a partial run's score so far
+        checked_score = f"{100 * counts['killed'] / checked:.1f}%" if checked else "-"
         target = TARGETS.get(path, DEFAULT_TARGET)
         if score < target:
             below.append(path)
         rows.append((path, len(codes), counts["killed"], counts["survived"], counts["no tests"],
-                     counts["not checked"] + counts["suspicious"], equivalent, score, target))
+                     counts["not checked"] + counts["suspicious"], equivalent, score, checked_score, target))
         open_mutants += [name for name, code in codes.items()
                          if status(code) in ("survived", "no tests") and name not in justified]
     print(f"{'module':40} {'mutants':>7} {'killed':>6} {'surv.':>5} {'no test':>7} {'other':>5} {'equiv.':>6} "
-          f"{'score':>6}  target")
-    for path, total, killed, survived, untested, other, equivalent, score, target in rows:
+          f"{'score':>6} {'of checked':>10}  target")
+    for path, total, killed, survived, untested, other, equivalent, score, checked_score, target in rows:
         print(f"{path.removeprefix('taxifare/'):40} {total:7} {killed:6} {survived:5} {untested:7} {other:5} "
-              f"{equivalent:6} {score:5.1f}%  {'ok' if score >= target else 'BELOW'} {target}%")
+              f"{equivalent:6} {score:5.1f}% {checked_score:>10}  {'ok' if score >= target else 'BELOW'} {target}%")
     print(f"\n{len(open_mutants)} surviving mutants not listed in {EQUIVALENTS.relative_to(REPO)}"
           + (": see each with `.venv/bin/mutmut show NAME`" if open_mutants else ""))
     if args.survivors:
