@@ -170,6 +170,9 @@ NESTED = grid("###########",
               "###########")  # islands in holes in islands: each hole goes to the smallest ring around it
 SIDE_BY_SIDE = grid("###.###", "#.#.#.#", "###.###")  # two shells, one hole each
 CORNERS = grid("#.#.", ".#.#", "#.##", ".#..")  # cells that touch only at corners; a hole open at a corner
+HIGH_HOLE = grid("###", "#.#", "###", "..#", "##.", ".#.", "###", "###", "#..")  # a hole far from the first row
+LONG_HOLES = grid("##.######", ".#.######", "#....#..#", "##..#.###", "##.####.#", ".####..##", ".#.######",
+                  "##...#.#.")  # holes of several cells, some meeting at corners
 STRAIGHT_START = grid("#####", "#.###", "##..#", "#####")  # two holes meeting at a corner: one traced from mid-edge
 
 
@@ -179,6 +182,8 @@ STRAIGHT_START = grid("#####", "#.###", "##..#", "#####")  # two holes meeting a
 @example(SIDE_BY_SIDE)
 @example(CORNERS)
 @example(STRAIGHT_START)
+@example(HIGH_HOLE)
+@example(LONG_HOLES)
 def test_the_geojson_outline_holds_exactly_the_inside_cells(cells):
     """Each polygon (shell less its own holes) holds one group of cells; rings turn at every corner; bounds fit."""
     west, south, cell_lon, cell_lat = -74.5, 40.25, 0.125, 0.0625  # binary fractions: corners map back exactly
