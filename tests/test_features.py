@@ -57,6 +57,21 @@ def test_the_street_grid_across_the_avenues_is_longer_than_the_straight_line():
     assert geometry.street_grid_km(-73.99, 40.75, -73.95, 40.75) == pytest.approx(ride["grid_km"])
 
 
+def test_the_street_grid_of_many_rides_is_each_rides_own():
+    """Training's synthetic rides ask for a whole array at once: each ride gets its own distance, not a sum."""
+    lon1, lat1 = np.array([-73.99, -73.98, -74.0]), np.array([40.75, 40.76, 40.72])
+    lon2, lat2 = np.array([-73.95, -73.98, -73.97]), np.array([40.75, 40.80, 40.78])
+    alone = [geometry.street_grid_km(*ride) for ride in zip(lon1, lat1, lon2, lat2, strict=True)]
+    np.testing.assert_allclose(geometry.street_grid_km(lon1, lat1, lon2, lat2), alone, rtol=1e-12)
+
+
+def test_axes_are_unit_vectors_at_compass_bearings():
+    """Bearing 0 is north, 90 east, 180 south; 29 is an avenue: its east part is sin(29 deg), its north part cos."""
+    avenue = np.radians(geometry.MANHATTAN_GRID_ROTATION_DEG)
+    np.testing.assert_allclose(geometry.axes((0.0, 90.0, 180.0, geometry.MANHATTAN_GRID_ROTATION_DEG)),
+                               [[0, 1, 0, np.sin(avenue)], [1, 0, -1, np.cos(avenue)]], atol=1e-12)
+
+
 def test_bearing_points_north_and_east():
     assert trip_features(-74.0, 40.7, -74.0, 40.8)["bearing_deg"] == pytest.approx(0.0)
     assert trip_features(-74.0, 40.7, -73.9, 40.7)["bearing_deg"] == pytest.approx(90.0)
