@@ -1,5 +1,8 @@
 """Ride features: distances that match the map, local time that matches New York's clocks."""
 
+import time
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,6 +117,21 @@ def test_local_calendar_matches_pandas_on_random_instants():
     np.testing.assert_array_equal(clock.month, expected.month)
     np.testing.assert_array_equal(clock.weekday, expected.day_of_week)
     np.testing.assert_array_equal(clock.seconds_of_day, expected.hour * 3600 + expected.minute * 60 + expected.second)
+
+
+def test_the_offset_table_starts_on_new_year_utc_and_changes_at_the_exact_second(monkeypatch):
+    """New York's clocks change at 2:00 local (07:00 UTC in March, 06:00 in November), whatever the machine's zone."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # a naive datetime would be read in this zone
+    time.tzset()
+    try:
+        instants, offsets = local_time.utc_offset_table("America/New_York", (2012, 2013))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    utc = ["2012-01-01 00:00", "2012-03-11 07:00", "2012-11-04 06:00", "2013-03-10 07:00", "2013-11-03 06:00"]
+    expected = [int(datetime.fromisoformat(t).replace(tzinfo=timezone.utc).timestamp()) for t in utc]
+    assert instants.dtype == offsets.dtype == np.int64
+    assert instants.tolist() == expected and offsets.tolist() == [-5 * 3600, -4 * 3600, -5 * 3600, -4 * 3600, -5 * 3600]
 
 
 def test_rate_change_flag_switches_at_new_york_midnight_on_2012_09_04():
