@@ -8,9 +8,10 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from taxifare.model import loading
-from taxifare.model.fare_model import FareModel
+from taxifare.model.fare_model import FareModel, FareRange
 from taxifare.model.loading import MODEL_FILE
 from taxifare.model.schema import START_FARE
+from taxifare.model.tree_shap import leaf_paths
 from taxifare.model.trees import TreeEnsemble
 from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
 from taxifare.training.compile import compile_regressor
@@ -102,13 +103,26 @@ def test_missing_values_follow_the_learned_direction_in_both_strategies():
                                regressor.predict(X[:200]), rtol=0, atol=1e-9)  # one row: all nodes at once
 
 
-def test_combined_ensembles_predict_the_weighted_sum():
-    (X, first), (_, second) = fitted_with_missing_values(1), fitted_with_missing_values(2)
-    bag = TreeEnsemble.combine([(compile_regressor(first), 0.5), (compile_regressor(second), 0.5)])
-    assert bag.n_trees == first.n_iter_ + second.n_iter_
-    expected = (first.predict(X) + second.predict(X)) / 2
+def test_combined_ensembles_predict_and_explain_the_weighted_sum():
+    """A bag of three, unequally weighted: its output and its TreeSHAP contributions are the weighted sums."""
+    fitted = [fitted_with_missing_values(seed) for seed in (1, 2, 3)]
+    X, weights = fitted[0][0], (0.2, 0.3, 0.5)
+    parts = [compile_regressor(regressor) for _, regressor in fitted]
+    bag = TreeEnsemble.combine(list(zip(parts, weights, strict=True)))
+    bag.check(X.shape[1])
+    assert bag.n_trees == sum(regressor.n_iter_ for _, regressor in fitted)
+    expected = sum(weight * regressor.predict(X) for (_, regressor), weight in zip(fitted, weights, strict=True))
     np.testing.assert_allclose(bag.predict(X), expected, rtol=0, atol=1e-9)
     np.testing.assert_allclose(bag.predict(X[:1]), expected[:1], rtol=0, atol=1e-9)
+    contributions = sum(weight * leaf_paths(part).contributions(X) for part, weight in zip(parts, weights, strict=True))
+    np.testing.assert_allclose(leaf_paths(bag).contributions(X), contributions, rtol=0, atol=1e-9)
+
+
+def test_a_fare_range_without_two_ensembles_is_refused_saying_so(model):
+    broken = FareRange(model.fare_range.low, "not trees", dict(model.fare_range.margins), model.fare_range.min_fare)
+    with pytest.raises(ValueError) as refused:
+        broken.check(len(model.feature_names()))
+    assert str(refused.value) == "a fare range needs two TreeEnsembles"
 
 
 def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, valid_rides):
