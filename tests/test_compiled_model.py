@@ -118,6 +118,26 @@ def test_combined_ensembles_predict_and_explain_the_weighted_sum():
     np.testing.assert_allclose(leaf_paths(bag).contributions(X), contributions, rtol=0, atol=1e-9)
 
 
+MARGINS_MESSAGE = "range margins must map coverages (1-99) to finite dollars"
+
+
+@pytest.mark.parametrize(("margins", "min_fare", "message"), [
+    ({1: 0.5, 99: 4.0}, 2.5, None),  # the extreme coverages pass
+    ({}, 2.5, MARGINS_MESSAGE), ({0: 0.5}, 2.5, MARGINS_MESSAGE), ({100: 0.5}, 2.5, MARGINS_MESSAGE),
+    ({80.0: 0.5}, 2.5, MARGINS_MESSAGE), ({80: 1}, 2.5, MARGINS_MESSAGE), ({80: float("nan")}, 2.5, MARGINS_MESSAGE),
+    ({80: float("inf")}, 2.5, MARGINS_MESSAGE), ({50: 0.5, 80: float("nan")}, 2.5, MARGINS_MESSAGE),
+    ({80: 0.5}, 2, "min_fare must be a float"),
+], ids=["1-and-99", "none", "0", "100", "float-coverage", "int-margin", "nan", "inf", "one-bad", "int-min-fare"])
+def test_a_fare_range_is_checked_coverage_by_coverage(model, margins, min_fare, message):
+    fare_range = FareRange(model.fare_range.low, model.fare_range.high, margins, min_fare)
+    if message is None:
+        fare_range.check(len(model.feature_names()))
+        return
+    with pytest.raises(ValueError) as refused:
+        fare_range.check(len(model.feature_names()))
+    assert str(refused.value) == message
+
+
 def test_a_fare_range_without_two_ensembles_is_refused_saying_so(model):
     broken = FareRange(model.fare_range.low, "not trees", dict(model.fare_range.margins), model.fare_range.min_fare)
     with pytest.raises(ValueError) as refused:
