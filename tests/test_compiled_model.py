@@ -118,6 +118,38 @@ def test_combined_ensembles_predict_and_explain_the_weighted_sum():
     np.testing.assert_allclose(leaf_paths(bag).contributions(X), contributions, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: {"features": "features"}, "features must be a RideFeatureMap"),
+    (lambda m: {"fares": ()}, "fares must be a non-empty tuple of TreeEnsemble"),
+    (lambda m: {"fares": list(m.fares)}, "fares must be a non-empty tuple of TreeEnsemble"),
+    (lambda m: {"fares": (*m.fares[:-1], "trees")}, "fares must be a non-empty tuple of TreeEnsemble"),
+    (lambda m: {"segment_names": m.segment_names[:-1]}, "segment_names must name each fare ensemble"),
+    (lambda m: {"segment_names": list(m.segment_names)}, "segment_names must name each fare ensemble"),
+    (lambda m: {"route_edges": m.route_edges[:-1]}, "route_edges must be sorted, one fewer than the segments"),
+    (lambda m: {"fares": (*m.fares, m.fares[0]), "segment_names": (*m.segment_names, "again"),
+                "route_edges": np.append(m.route_edges, m.route_edges[-1])},
+     "route_edges must be sorted, one fewer than the segments"),  # two equal edges: a segment no ride reaches
+    (lambda m: {"route_edges": m.route_edges.astype(np.float32)}, "route_edges must be a 1-d float64 array"),
+    (lambda m: {"route_feature": float(m.route_feature)}, "route_feature must be an int"),
+    (lambda m: {"route_feature": len(m.feature_names())},
+     lambda m: f"route_feature has indices outside 0..{len(m.feature_names()) - 1}"),
+    (lambda m: {"fare_range": "range"}, "fare_range must be a FareRange"),
+    (lambda m: {"long_trips": "floor"}, "long_trips must be a LongTrips"),
+    (lambda m: {"service_area": "area"}, "service_area must be a ServiceArea"),
+], ids=["features", "no-fares", "fares-list", "fares-not-trees", "names-short", "names-list", "edges-short",
+        "edges-equal", "edges-float32", "route-feature-float", "route-feature-past-the-end", "fare-range", "long-trips", "service-area"])
+def test_a_malformed_model_is_refused_naming_the_part(model, change, message):
+    with pytest.raises(ValueError) as refused:
+        dataclasses.replace(model, **change(model)).check()
+    assert str(refused.value) == (message(model) if callable(message) else message)
+
+
+def test_route_edges_closer_than_one_pass_the_check(model):
+    edges = np.append(model.route_edges, model.route_edges[-1] + 0.5)
+    dataclasses.replace(model, fares=(*model.fares, model.fares[0]), segment_names=(*model.segment_names, "near"),
+                        route_edges=edges).check()
+
+
 MARGINS_MESSAGE = "range margins must map coverages (1-99) to finite dollars"
 
 
