@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 
 from taxifare.model import geometry, local_time
-from taxifare.model.features import trip_km, utc_seconds
+from taxifare.model.features import RideFeatureMap, trip_km, utc_seconds
 from taxifare.model.schema import INPUT_COLUMNS
 from taxifare.training.transformers import RideFeatures
 
@@ -73,6 +73,13 @@ def test_axes_are_unit_vectors_at_compass_bearings():
     avenue = np.radians(geometry.MANHATTAN_GRID_ROTATION_DEG)
     np.testing.assert_allclose(geometry.axes((0.0, 90.0, 180.0, geometry.MANHATTAN_GRID_ROTATION_DEG)),
                                [[0, 1, 0, np.sin(avenue)], [1, 0, -1, np.cos(avenue)]], atol=1e-12)
+
+
+def test_landmarks_in_whole_degrees_make_a_valid_map():
+    """Landmarks given as ints (a caller's own places) are kept as float64 coordinates: the map passes its check."""
+    features = RideFeatureMap.build(landmarks={"north": (-74, 41), "south": (-73, 40)})
+    features.check()
+    assert features.landmark_points.tolist() == [[-74.0, 41.0], [-73.0, 40.0]]
 
 
 def test_bearing_points_north_and_east():
