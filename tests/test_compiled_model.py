@@ -116,6 +116,8 @@ def test_combined_ensembles_predict_and_explain_the_weighted_sum():
     np.testing.assert_allclose(bag.predict(X[:1]), expected[:1], rtol=0, atol=1e-9)
     contributions = sum(weight * leaf_paths(part).contributions(X) for part, weight in zip(parts, weights, strict=True))
     np.testing.assert_allclose(leaf_paths(bag).contributions(X), contributions, rtol=0, atol=1e-9)
+    paths = leaf_paths(bag)  # missing values included: expected output plus contributions is the output
+    np.testing.assert_allclose(paths.expected + paths.contributions(X).sum(axis=1), expected, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize(("change", "message"), [
