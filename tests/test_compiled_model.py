@@ -8,9 +8,10 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from taxifare.model import loading
-from taxifare.model.fare_model import FareModel
+from taxifare.model.fare_model import FareModel, FareRange
 from taxifare.model.loading import MODEL_FILE
 from taxifare.model.schema import START_FARE
+from taxifare.model.tree_shap import leaf_paths
 from taxifare.model.trees import TreeEnsemble
 from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
 from taxifare.training.compile import compile_regressor
@@ -102,13 +103,80 @@ def test_missing_values_follow_the_learned_direction_in_both_strategies():
                                regressor.predict(X[:200]), rtol=0, atol=1e-9)  # one row: all nodes at once
 
 
-def test_combined_ensembles_predict_the_weighted_sum():
-    (X, first), (_, second) = fitted_with_missing_values(1), fitted_with_missing_values(2)
-    bag = TreeEnsemble.combine([(compile_regressor(first), 0.5), (compile_regressor(second), 0.5)])
-    assert bag.n_trees == first.n_iter_ + second.n_iter_
-    expected = (first.predict(X) + second.predict(X)) / 2
+def test_combined_ensembles_predict_and_explain_the_weighted_sum():
+    """A bag of three, unequally weighted: its output and its TreeSHAP contributions are the weighted sums."""
+    fitted = [fitted_with_missing_values(seed) for seed in (1, 2, 3)]
+    X, weights = fitted[0][0], (0.2, 0.3, 0.5)
+    parts = [compile_regressor(regressor) for _, regressor in fitted]
+    bag = TreeEnsemble.combine(list(zip(parts, weights, strict=True)))
+    bag.check(X.shape[1])
+    assert bag.n_trees == sum(regressor.n_iter_ for _, regressor in fitted)
+    expected = sum(weight * regressor.predict(X) for (_, regressor), weight in zip(fitted, weights, strict=True))
     np.testing.assert_allclose(bag.predict(X), expected, rtol=0, atol=1e-9)
     np.testing.assert_allclose(bag.predict(X[:1]), expected[:1], rtol=0, atol=1e-9)
+    contributions = sum(weight * leaf_paths(part).contributions(X) for part, weight in zip(parts, weights, strict=True))
+    np.testing.assert_allclose(leaf_paths(bag).contributions(X), contributions, rtol=0, atol=1e-9)
+    paths = leaf_paths(bag)  # missing values included: expected output plus contributions is the output
+    np.testing.assert_allclose(paths.expected + paths.contributions(X).sum(axis=1), expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: {"features": "features"}, "features must be a RideFeatureMap"),
+    (lambda m: {"fares": ()}, "fares must be a non-empty tuple of TreeEnsemble"),
+    (lambda m: {"fares": list(m.fares)}, "fares must be a non-empty tuple of TreeEnsemble"),
+    (lambda m: {"fares": (*m.fares[:-1], "trees")}, "fares must be a non-empty tuple of TreeEnsemble"),
+    (lambda m: {"segment_names": m.segment_names[:-1]}, "segment_names must name each fare ensemble"),
+    (lambda m: {"segment_names": list(m.segment_names)}, "segment_names must name each fare ensemble"),
+    (lambda m: {"route_edges": m.route_edges[:-1]}, "route_edges must be sorted, one fewer than the segments"),
+    (lambda m: {"fares": (*m.fares, m.fares[0]), "segment_names": (*m.segment_names, "again"),
+                "route_edges": np.append(m.route_edges, m.route_edges[-1])},
+     "route_edges must be sorted, one fewer than the segments"),  # two equal edges: a segment no ride reaches
+    (lambda m: {"route_edges": m.route_edges.astype(np.float32)}, "route_edges must be a 1-d float64 array"),
+    (lambda m: {"route_feature": float(m.route_feature)}, "route_feature must be an int"),
+    (lambda m: {"route_feature": len(m.feature_names())},
+     lambda m: f"route_feature has indices outside 0..{len(m.feature_names()) - 1}"),
+    (lambda m: {"fare_range": "range"}, "fare_range must be a FareRange"),
+    (lambda m: {"long_trips": "floor"}, "long_trips must be a LongTrips"),
+    (lambda m: {"service_area": "area"}, "service_area must be a ServiceArea"),
+], ids=["features", "no-fares", "fares-list", "fares-not-trees", "names-short", "names-list", "edges-short",
+        "edges-equal", "edges-float32", "route-feature-float", "route-feature-past-the-end", "fare-range", "long-trips", "service-area"])
+def test_a_malformed_model_is_refused_naming_the_part(model, change, message):
+    with pytest.raises(ValueError) as refused:
+        dataclasses.replace(model, **change(model)).check()
+    assert str(refused.value) == (message(model) if callable(message) else message)
+
+
+def test_route_edges_closer_than_one_pass_the_check(model):
+    edges = np.append(model.route_edges, model.route_edges[-1] + 0.5)
+    dataclasses.replace(model, fares=(*model.fares, model.fares[0]), segment_names=(*model.segment_names, "near"),
+                        route_edges=edges).check()
+
+
+MARGINS_MESSAGE = "range margins must map coverages (1-99) to finite dollars"
+
+
+@pytest.mark.parametrize(("margins", "min_fare", "message"), [
+    ({1: 0.5, 99: 4.0}, 2.5, None),  # the extreme coverages pass
+    ({}, 2.5, MARGINS_MESSAGE), ({0: 0.5}, 2.5, MARGINS_MESSAGE), ({100: 0.5}, 2.5, MARGINS_MESSAGE),
+    ({80.0: 0.5}, 2.5, MARGINS_MESSAGE), ({80: 1}, 2.5, MARGINS_MESSAGE), ({80: float("nan")}, 2.5, MARGINS_MESSAGE),
+    ({80: float("inf")}, 2.5, MARGINS_MESSAGE), ({50: 0.5, 80: float("nan")}, 2.5, MARGINS_MESSAGE),
+    ({80: 0.5}, 2, "min_fare must be a float"),
+], ids=["1-and-99", "none", "0", "100", "float-coverage", "int-margin", "nan", "inf", "one-bad", "int-min-fare"])
+def test_a_fare_range_is_checked_coverage_by_coverage(model, margins, min_fare, message):
+    fare_range = FareRange(model.fare_range.low, model.fare_range.high, margins, min_fare)
+    if message is None:
+        fare_range.check(len(model.feature_names()))
+        return
+    with pytest.raises(ValueError) as refused:
+        fare_range.check(len(model.feature_names()))
+    assert str(refused.value) == message
+
+
+def test_a_fare_range_without_two_ensembles_is_refused_saying_so(model):
+    broken = FareRange(model.fare_range.low, "not trees", dict(model.fare_range.margins), model.fare_range.min_fare)
+    with pytest.raises(ValueError) as refused:
+        broken.check(len(model.feature_names()))
+    assert str(refused.value) == "a fare range needs two TreeEnsembles"
 
 
 def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, valid_rides):

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taxifare.model.breakdown import BASE, PARTS, split_cents
+from taxifare.model.breakdown import BASE, PARTS, FareExplanation, split_cents
 from taxifare.model.features import GROUPS, RideFeatureMap
 from taxifare.model.loading import loads
 from taxifare.model.schema import START_FARE
@@ -129,6 +129,25 @@ def test_split_cents_rounds_down_then_gives_the_missing_cents_to_the_largest_rem
     cents = split_cents(parts, np.array([1000, 301, 100]))
     np.testing.assert_array_equal(cents, [[333, 333, 334], [100, 201, 0], [50, 50, 0]])
     np.testing.assert_array_equal(split_cents(np.array([[0.004, 0.004, 0.002]]), np.array([1])), [[1, 0, 0]])
+    ties = split_cents(np.full((1, len(PARTS)), 0.005), np.array([4]))  # equal remainders: to the parts listed first
+    np.testing.assert_array_equal(ties, [[1, 1, 1, 1] + [0] * (len(PARTS) - 4)])
+    half, quarter = 0.015, 0.0125  # 1.5 and 1.25 cents: four halves tie for the 3 cents missing, the first three win
+    mixed = np.array([[half, quarter, half, quarter, quarter, half, half, quarter, quarter]])
+    np.testing.assert_array_equal(split_cents(mixed, np.array([12])), [[2, 1, 2, 1, 1, 2, 1, 1, 1]])
+
+
+def test_importance_is_the_mean_absolute_dollars_per_group_most_first_to_the_cent():
+    """Training reports it: each group's mean |dollars| over the rides, to the cent, largest first, ties in GROUPS order."""
+    groups = ("distance", "distance", "route", "date", "passengers")  # one feature per column; two for distance
+    contributions = np.array([[4.0, 1.5, -0.125, 0.3, 0.3], [-2.0, 0.5, 0.125, -0.3, -0.3],
+                              [3.0, -1.0, 0.125, 0.3, 0.3]])
+    explained = FareExplanation(np.full(3, 10.0), np.full(3, 5.0), contributions, groups)
+    importance = explained.importance()
+    by_group = {"distance": (5.5 + 1.5 + 2.0) / 3, "route": 0.125, "date": 0.3, "passengers": 0.3}
+    expected = sorted(((name, round(by_group.get(name, 0.0), 2)) for name in GROUPS),
+                      key=lambda item: -by_group.get(item[0], 0.0))
+    assert list(importance.items()) == expected
+    assert list(importance)[:4] == ["distance", "date", "passengers", "route"] and importance["route"] == 0.12
 
 
 def test_a_feature_the_rides_trees_never_split_on_adds_nothing(model, shared_rides, explained):

@@ -1,12 +1,15 @@
 """Ride features: distances that match the map, local time that matches New York's clocks."""
 
+import time
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
 
 from taxifare.model import geometry, local_time
-from taxifare.model.features import trip_km, utc_seconds
+from taxifare.model.features import RideFeatureMap, trip_km, utc_seconds
 from taxifare.model.schema import INPUT_COLUMNS
 from taxifare.training.transformers import RideFeatures
 
@@ -57,6 +60,28 @@ def test_the_street_grid_across_the_avenues_is_longer_than_the_straight_line():
     assert geometry.street_grid_km(-73.99, 40.75, -73.95, 40.75) == pytest.approx(ride["grid_km"])
 
 
+def test_the_street_grid_of_many_rides_is_each_rides_own():
+    """Training's synthetic rides ask for a whole array at once: each ride gets its own distance, not a sum."""
+    lon1, lat1 = np.array([-73.99, -73.98, -74.0]), np.array([40.75, 40.76, 40.72])
+    lon2, lat2 = np.array([-73.95, -73.98, -73.97]), np.array([40.75, 40.80, 40.78])
+    alone = [geometry.street_grid_km(*ride) for ride in zip(lon1, lat1, lon2, lat2, strict=True)]
+    np.testing.assert_allclose(geometry.street_grid_km(lon1, lat1, lon2, lat2), alone, rtol=1e-12)
+
+
+def test_axes_are_unit_vectors_at_compass_bearings():
+    """Bearing 0 is north, 90 east, 180 south; 29 is an avenue: its east part is sin(29 deg), its north part cos."""
+    avenue = np.radians(geometry.MANHATTAN_GRID_ROTATION_DEG)
+    np.testing.assert_allclose(geometry.axes((0.0, 90.0, 180.0, geometry.MANHATTAN_GRID_ROTATION_DEG)),
+                               [[0, 1, 0, np.sin(avenue)], [1, 0, -1, np.cos(avenue)]], atol=1e-12)
+
+
+def test_landmarks_in_whole_degrees_make_a_valid_map():
+    """Landmarks given as ints (a caller's own places) are kept as float64 coordinates: the map passes its check."""
+    features = RideFeatureMap.build(landmarks={"north": (-74, 41), "south": (-73, 40)})
+    features.check()
+    assert features.landmark_points.tolist() == [[-74.0, 41.0], [-73.0, 40.0]]
+
+
 def test_bearing_points_north_and_east():
     assert trip_features(-74.0, 40.7, -74.0, 40.8)["bearing_deg"] == pytest.approx(0.0)
     assert trip_features(-74.0, 40.7, -73.9, 40.7)["bearing_deg"] == pytest.approx(90.0)
@@ -99,6 +124,21 @@ def test_local_calendar_matches_pandas_on_random_instants():
     np.testing.assert_array_equal(clock.month, expected.month)
     np.testing.assert_array_equal(clock.weekday, expected.day_of_week)
     np.testing.assert_array_equal(clock.seconds_of_day, expected.hour * 3600 + expected.minute * 60 + expected.second)
+
+
+def test_the_offset_table_starts_on_new_year_utc_and_changes_at_the_exact_second(monkeypatch):
+    """New York's clocks change at 2:00 local (07:00 UTC in March, 06:00 in November), whatever the machine's zone."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # a naive datetime would be read in this zone
+    time.tzset()
+    try:
+        instants, offsets = local_time.utc_offset_table("America/New_York", (2012, 2013))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    utc = ["2012-01-01 00:00", "2012-03-11 07:00", "2012-11-04 06:00", "2013-03-10 07:00", "2013-11-03 06:00"]
+    expected = [int(datetime.fromisoformat(t).replace(tzinfo=timezone.utc).timestamp()) for t in utc]
+    assert instants.dtype == offsets.dtype == np.int64
+    assert instants.tolist() == expected and offsets.tolist() == [-5 * 3600, -4 * 3600, -5 * 3600, -4 * 3600, -5 * 3600]
 
 
 def test_rate_change_flag_switches_at_new_york_midnight_on_2012_09_04():

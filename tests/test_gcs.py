@@ -10,6 +10,7 @@ from taxifare.model.loading import METADATA_FILE, MODEL_FILE, sha256_hex
 from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
 from taxifare.training.cli import main
 from taxifare.training.data import read_rides
+from tests.gcs_emulator import EMULATOR_ENV
 
 BUCKET = "taxifare-test"
 
@@ -52,3 +53,58 @@ def test_missing_object_is_file_not_found_naming_it(gcs):
 def test_malformed_gs_uris_are_rejected(uri):
     with pytest.raises(ValueError, match="gs://bucket/object"):
         storage.split_gcs_uri(uri)
+
+
+def test_open_binary_streams_bytes_and_names_a_missing_object(gcs, tmp_path):
+    local = tmp_path / "rides.csv"
+    local.write_bytes(b"key,fare_amount\r\n1,2.5\r\n")
+    with storage.open_binary(str(local)) as reader:
+        assert reader.read() == b"key,fare_amount\r\n1,2.5\r\n"  # bytes, line ends untouched
+    gcs.create_bucket(BUCKET)
+    with pytest.raises(FileNotFoundError) as missing:
+        storage.open_binary(f"gs://{BUCKET}/data/nope.csv")
+    assert str(missing.value) == f"no such object or bucket: gs://{BUCKET}/data/nope.csv"
+
+
+def test_copy_file_uploads_with_its_content_type_or_copies_into_new_folders(gcs, tmp_path):
+    source = tmp_path / "model.json"
+    source.write_bytes(b'{"model_version": "v1"}')
+    gcs.create_bucket(BUCKET)
+    storage.copy_file(source, f"gs://{BUCKET}/models/v1/model.json", "application/json")
+    storage.copy_file(source, f"gs://{BUCKET}/models/v1/model.joblib")
+    bucket = gcs.client().bucket(BUCKET)
+    for name, content_type in (("models/v1/model.json", "application/json"),
+                               ("models/v1/model.joblib", "application/octet-stream")):
+        blob = bucket.get_blob(name)
+        assert blob.download_as_bytes() == source.read_bytes() and blob.content_type == content_type
+    with pytest.raises(FileNotFoundError) as missing:
+        storage.copy_file(source, "gs://no-such-bucket/models/model.json")
+    assert str(missing.value) == "no such object or bucket: gs://no-such-bucket/models/model.json"
+    local = tmp_path / "out" / "v1" / "model.json"
+    storage.copy_file(source, str(local))
+    storage.copy_file(source, str(local.with_name("model.joblib")))  # into a folder that is already there
+    assert local.read_bytes() == local.with_name("model.joblib").read_bytes() == source.read_bytes()
+
+
+def test_check_writable_makes_local_folders_and_names_a_missing_bucket(gcs, tmp_path):
+    folder = tmp_path / "models" / "v1"
+    storage.check_writable(str(folder))
+    storage.check_writable(str(folder))  # already there: fine
+    assert folder.is_dir()
+    gcs.create_bucket(BUCKET)
+    storage.check_writable(f"gs://{BUCKET}/models/v1/")
+    with pytest.raises(FileNotFoundError) as missing:
+        storage.check_writable("gs://no-such-bucket/models/v1/")
+    assert str(missing.value) == ("no bucket gs://no-such-bucket for gs://no-such-bucket/models/v1/: "
+                                  "create it (./deploy.sh model does)")
+    with pytest.raises(ValueError) as malformed:
+        storage.check_writable("gs:///models/")
+    assert str(malformed.value) == "not a gs://bucket/prefix URI: 'gs:///models/'"
+
+
+def test_check_writable_without_credentials_says_how_to_get_them(monkeypatch, tmp_path):
+    monkeypatch.delenv(EMULATOR_ENV, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-key.json"))
+    with pytest.raises(storage.NoCredentials) as refused:
+        storage.check_writable(f"gs://{BUCKET}/models/")
+    assert str(refused.value) == f"no Google credentials to access gs://{BUCKET}/models/: {storage.CREDENTIALS_HINT}"

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -138,18 +138,77 @@ def signed_area(ring: list) -> float:
     return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(ring)) / 2
 
 
+def groups(cells: np.ndarray) -> int:
+    """How many groups of inside cells joined side to side (cells touching only at a corner are two groups)."""
+    unseen, count = {(int(r), int(c)) for r, c in zip(*np.nonzero(cells), strict=True)}, 0
+    while unseen:
+        count, todo = count + 1, [unseen.pop()]
+        while todo:
+            row, column = todo.pop()
+            for cell in ((row + 1, column), (row - 1, column), (row, column + 1), (row, column - 1)):
+                if cell in unseen:
+                    unseen.remove(cell)
+                    todo.append(cell)
+    return count
+
+
+def grid(*rows: str) -> np.ndarray:
+    """Cells from rows of '#' (inside) and '.', the first row the northernmost."""
+    return np.array([[c == "#" for c in row] for row in reversed(rows)])
+
+
+NESTED = grid("###########",
+              "#.........#",
+              "#.#######.#",
+              "#.#.....#.#",
+              "#.#.###.#.#",
+              "#.#.#.#.#.#",
+              "#.#.###.#.#",
+              "#.#.....#.#",
+              "#.#######.#",
+              "#.........#",
+              "###########")  # islands in holes in islands: each hole goes to the smallest ring around it
+SIDE_BY_SIDE = grid("###.###", "#.#.#.#", "###.###")  # two shells, one hole each
+CORNERS = grid("#.#.", ".#.#", "#.##", ".#..")  # cells that touch only at corners; a hole open at a corner
+HIGH_HOLE = grid("###", "#.#", "###", "..#", "##.", ".#.", "###", "###", "#..")  # a hole far from the first row
+LONG_HOLES = grid("##.######", ".#.######", "#....#..#", "##..#.###", "##.####.#", ".####..##", ".#.######",
+                  "##...#.#.")  # holes of several cells, some meeting at corners
+STRAIGHT_START = grid("#####", "#.###", "##..#", "#####")  # two holes meeting at a corner: one traced from mid-edge
+
+
 @settings(max_examples=150, deadline=None)
 @given(arrays(np.bool_, st.tuples(st.integers(1, 7), st.integers(1, 7))).filter(lambda cells: cells.any()))
+@example(NESTED)
+@example(SIDE_BY_SIDE)
+@example(CORNERS)
+@example(STRAIGHT_START)
+@example(HIGH_HOLE)
+@example(LONG_HOLES)
 def test_the_geojson_outline_holds_exactly_the_inside_cells(cells):
-    area = ServiceArea(0.0, 0.0, 1.0, 1.0, cells)
-    feature = area.to_geojson()
-    polygons = feature["geometry"]["coordinates"]
-    rings = [ring for polygon in polygons for ring in polygon]
-    for row, column in np.ndindex(cells.shape):
-        assert ring_contains(rings, column + 0.5, row + 0.5) == cells[row, column]
+    """Each polygon (shell less its own holes) holds one group of cells; rings turn at every corner; bounds fit."""
+    west, south, cell_lon, cell_lat = -74.5, 40.25, 0.125, 0.0625  # binary fractions: corners map back exactly
+    area = ServiceArea(west, south, cell_lon, cell_lat, cells)
+    feature = area.to_geojson({"model_version": "v1"})
+    assert feature["type"] == "Feature" and feature["properties"] == {"model_version": "v1"}
+    assert area.to_geojson()["properties"] == {} and feature["geometry"]["type"] == "MultiPolygon"
+    coordinates = feature["geometry"]["coordinates"]
+    polygons = [[[((lon - west) / cell_lon, (lat - south) / cell_lat) for lon, lat in ring] for ring in polygon]
+                for polygon in coordinates]
+    for row, column in np.ndindex(cells.shape):  # in exactly one polygon if inside, in none if outside
+        assert sum(ring_contains(polygon, column + 0.5, row + 0.5) for polygon in polygons) == cells[row, column]
+    assert len(polygons) == groups(cells)
     for polygon in polygons:  # RFC 7946: closed rings, shells counter-clockwise, holes clockwise
-        assert all(ring[0] == ring[-1] and len(ring) >= 5 for ring in polygon)
         assert signed_area(polygon[0]) > 0 and all(signed_area(hole) < 0 for hole in polygon[1:])
+        for ring in polygon:
+            assert ring[0] == ring[-1] and len(ring) >= 5
+            steps = [(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in itertools.pairwise(ring)]
+            assert all((dx == 0) != (dy == 0) and float(dx).is_integer() and float(dy).is_integer()
+                       for dx, dy in steps)  # along cell edges
+            for (dx0, dy0), (dx1, dy1) in itertools.pairwise([*steps, steps[0]]):
+                assert dx0 * dy1 - dy0 * dx1 != 0  # every corner kept is a turn: no corner on a straight run
+    lons = [lon for polygon in coordinates for ring in polygon for lon, _ in ring]
+    lats = [lat for polygon in coordinates for ring in polygon for _, lat in ring]
+    assert area.bounds() == (min(lons), min(lats), max(lons), max(lats))
     assert json.loads(json.dumps(feature)) == feature
 
 
