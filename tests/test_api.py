@@ -4,13 +4,16 @@ import io
 import json
 import random
 import re
+import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 
 from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
-from taxifare.serving.request_parsing import EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving import request_parsing
+from taxifare.serving.request_parsing import BODY_READ_TIMEOUT_SECONDS, EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
 from taxifare.serving.validation import MAX_REPORTED_ERRORS
 
 RIDE = {
@@ -549,6 +552,65 @@ def test_a_chunked_body_over_the_cap_is_413_while_one_at_the_cap_is_read(client,
             "details": {"body": "at most 3,145,728 bytes; split the rides into requests of at most 10,000"}}
     else:
         assert response.get_json() == {"error": f"expected {EXPECTED_BODY}", "details": {"body": "empty"}}
+
+
+# --- a body that cannot be read is the client's doing: 400 saying why, never a 500 --------------------------
+
+class FailingUpload(io.RawIOBase):
+    """An upload whose connection fails after its first bytes, as a socket error or a stall would."""
+
+    def __init__(self, error: Exception):
+        self.error, self.started = error, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.started:
+            raise self.error
+        self.started = True
+        buffer[:8] = b'{"pickup'
+        return 8
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (ConnectionResetError(104, "Connection reset by peer"), "transfer failed (ConnectionResetError)"),
+    (TimeoutError("timed out"), f"not received within {BODY_READ_TIMEOUT_SECONDS:g} s")])
+def test_an_upload_that_fails_midway_is_a_400_saying_why(client, error, reason):
+    response = client.post("/", content_type="application/json", headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input": FailingUpload(error), "wsgi.input_terminated": True})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body could not be read", "details": {"body": reason}}
+
+
+def test_an_upload_cut_short_of_its_declared_length_is_a_400_saying_how_far_it_got(client):
+    """gunicorn passes a Content-Length body on unwrapped (wsgi.input_terminated): only the count shows it ended early."""
+    response = client.post("/", content_type="application/json", environ_overrides={
+        "wsgi.input": io.BytesIO(b'{"pickup_datetime": "2013'), "CONTENT_LENGTH": "1000", "wsgi.input_terminated": True})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body could not be read",
+                                   "details": {"body": "transfer failed: the upload ended after 25 of 1,000 bytes"}}
+
+
+def test_a_stalled_upload_on_gunicorns_socket_times_out_and_the_socket_keeps_its_own_timeout(client, monkeypatch):
+    """Each read on the connection's socket is bounded (BODY_READ_TIMEOUT_SECONDS; shortened here), and the socket gets
+    its previous timeout back for the connection's next request."""
+    monkeypatch.setattr(request_parsing, "BODY_READ_TIMEOUT_SECONDS", 0.2)
+    server_side, client_side = socket.socketpair()
+    hang_up = threading.Timer(5, client_side.close)  # were the read unbounded, the upload would end here instead
+    with server_side, client_side:
+        server_side.settimeout(30.0)
+        client_side.sendall(b'{"pickup')  # and nothing more
+        hang_up.start()
+        try:
+            response = client.post("/", content_type="application/json", headers={"Transfer-Encoding": "chunked"},
+                                   environ_overrides={"wsgi.input": server_side.makefile("rb", buffering=0),
+                                                      "wsgi.input_terminated": True, "gunicorn.socket": server_side})
+        finally:
+            hang_up.cancel()
+        assert response.get_json() == {"error": "the request body could not be read",
+                                       "details": {"body": "not received within 0.2 s"}}
+        assert server_side.gettimeout() == 30.0
 
 
 # --- pages: the exact answers of a method or path the router does not take, and of a missing model -----
