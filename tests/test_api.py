@@ -11,8 +11,9 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
+from taxifare.model import places
 from taxifare.serving import request_parsing
+from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
 from taxifare.serving.request_parsing import BODY_READ_TIMEOUT_SECONDS, EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
 from taxifare.serving.validation import MAX_REPORTED_ERRORS
 
@@ -385,11 +386,14 @@ def test_docs_page_loads_only_its_own_files_except_map_tiles(client):
     assert "<form" in html and "openapi.json" in html and "__PLACES__" not in html
     hosts = {urlsplit(url if url.startswith("http") else "http:" + url).hostname for url in ABSOLUTE_URL.findall(html)}
     assert hosts == OPENSTREETMAP_HOSTS  # the optional street tiles and their attribution, nothing else
-    for asset, mimetype in (("leaflet.js", "text/javascript"), ("leaflet.css", "text/css")):
+    for asset, mimetype, source in (("leaflet.js", "text/javascript", LEAFLET / "leaflet.js"),
+                                    ("leaflet.css", "text/css", LEAFLET / "leaflet.css"),
+                                    ("boroughs.geojson", "application/geo+json", places.BOROUGHS_PATH)):
         served = client.get(f"/docs/{asset}")
         assert served.status_code == 200 and served.mimetype == mimetype
-        assert served.data == (LEAFLET / asset).read_bytes()
-        assert "max-age" in served.headers["Cache-Control"]
+        assert served.data == source.read_bytes()
+        assert served.headers["Cache-Control"] == "public, max-age=86400"
+        assert served.headers["Access-Control-Allow-Origin"] == "*"
         assert f'"docs/{asset}"' in html
 
 
@@ -422,18 +426,23 @@ def test_refused_requests_log_a_warning(client, capsys):
 def test_a_json_key_given_twice_is_refused_like_a_repeated_query_field(client):
     body = '{"passenger_count": 99, ' + json.dumps(RIDE)[1:]  # passenger_count twice, the last one valid
     response = client.post("/", data=body, content_type="application/json")
-    assert_rejected(response, 400, "passenger_count", "given 2 times")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields", "details": {"passenger_count": "given 2 times"}}
 
 
 def test_a_repeated_key_in_a_batch_names_the_row(client):
     body = '{"instances": [' + json.dumps(RIDE) + ', {"pickup_latitude": 1, ' + json.dumps(RIDE)[1:] + "]}"
-    assert_rejected(client.post("/", data=body, content_type="application/json"), 400,
-                    "instances[1].pickup_latitude", "given 2 times")
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields: 1 row refused",
+                                   "details": {"instances[1].pickup_latitude": "given 2 times"}, "refused_rows": 1}
 
 
 def test_a_repeated_batch_envelope_is_refused(client):
     body = '{"instances": [], "instances": [' + json.dumps(RIDE) + "]}"
-    assert_rejected(client.post("/", data=body, content_type="application/json"), 400, "instances", "given 2 times")
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "repeated fields", "details": {"instances": "given 2 times"}}
 
 
 @pytest.mark.parametrize("send", ["query", "json"])
@@ -731,11 +740,13 @@ def test_unknown_keys_beside_instances_are_named_with_what_a_batch_takes(client)
 @pytest.mark.parametrize(("field", "value"), [("passenger_count", True), ("passenger_count", 1.5),
                                               ("passenger_count", "1"), ("pickup_latitude", "40.78"),
                                               ("pickup_latitude", False)])
-def test_a_batch_answers_each_row_as_the_lone_ride_is_answered(client, field, value):
+@pytest.mark.parametrize("ride", [RIDE, {name: str(value) for name, value in RIDE.items()}],
+                         ids=["numbers", "numbers in strings"])
+def test_a_batch_answers_each_row_as_the_lone_ride_is_answered(client, field, value, ride):
     """Every row of the batch has the value: the vectorised batch check must neither let through what a ride may
     not send (a boolean, a fraction of a passenger) nor refuse what it may (a number in a string)."""
-    alone = client.post("/", json={**RIDE, field: value})
-    batch = client.post("/", json={"instances": [{**RIDE, field: value}] * 2})
+    alone = client.post("/", json={**ride, field: value})
+    batch = client.post("/", json={"instances": [{**ride, field: value}] * 2})
     if alone.status_code == 200:
         assert batch.get_json() == {"predictions": [alone.get_json()["fare"]] * 2}
         return
