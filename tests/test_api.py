@@ -207,6 +207,31 @@ def test_bodies_that_are_not_a_usable_json_object(client, body, field, reason):
     assert_rejected(client.post("/", data=body, content_type="application/json"), 400, field, reason)
 
 
+def test_a_body_that_is_not_json_gets_the_parsers_reason_cut_to_80_characters(client):
+    body = b'{"pickup_datetime": "2013-07-06 17:18:00",' + b" " * 100_000 + b"}"
+    with pytest.raises(ValueError) as parsed:
+        json.loads(body)
+    assert len(str(parsed.value)) > 80
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "body is not JSON", "details": {"body": f"not JSON: {str(parsed.value)[:80]}"}}
+
+
+def test_json_nested_deeper_than_python_parses_is_not_usable(client):
+    response = client.post("/", data=b"[" * 5_000 + b"]" * 5_000, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "body is not usable JSON", "details": {"body": "nested too deeply"}}
+
+
+def test_a_lone_surrogate_that_pythons_json_reads_is_refused_naming_its_field(client):
+    """The body is decoded as json.loads decodes bytes (surrogatepass): the odd string reaches validation."""
+    body = json.dumps({**RIDE, "pickup_datetime": "X"}).encode().replace(b"X", b"\xed\xa0\x80")
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields", "details": {
+        "pickup_datetime": 'not a date and time: "\ud800" (expected e.g. "2013-07-06 17:18:00")'}}
+
+
 @pytest.mark.parametrize(("body", "field", "reason"), [
     ({"instances": []}, "instances", "empty"),
     ({"instances": {}}, "instances", "got a JSON object"),
