@@ -397,6 +397,138 @@ def test_openapi_describes_every_endpoint(client):
     assert set(spec["paths"][kserve]) == {"post"}
 
 
+def spec_validator(spec: dict, schema: dict):
+    """A JSON Schema validator of one schema of the served spec, its $refs resolved in the spec's components."""
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator({**schema, "components": spec["components"]})
+
+
+def test_the_served_spec_is_valid_openapi_and_every_example_in_it_fits_its_schema(client):
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    spec = client.get("/openapi.json").get_json()
+    OPENAPI_31_VALIDATOR.validate(spec)
+    referenced, examples = set(), 0
+
+    def walk(node: object) -> None:
+        nonlocal examples
+        if isinstance(node, dict):
+            if "$ref" in node:
+                referenced.add(node["$ref"].removeprefix("#/components/schemas/"))
+            if "schema" in node and "example" in node:  # a parameter
+                spec_validator(spec, node["schema"]).validate(node["example"])
+                examples += 1
+            if "schema" in node and "examples" in node and not isinstance(node["schema"], str):  # a JSON media type
+                for example in node["examples"].values():
+                    if not isinstance(example["value"], str):  # the form's example is its urlencoded text
+                        spec_validator(spec, node["schema"]).validate(example["value"])
+                        examples += 1
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    for name, schema in schemas.items():  # the example beside each field, in the schema it illustrates
+        for field in schema.get("properties", {}).values():
+            if "example" in field:
+                spec_validator(spec, field).validate(field["example"])
+                examples += 1
+        walk(schema)
+    assert referenced == set(schemas)  # every $ref resolves, and every schema is used
+    assert examples > 50
+
+
+def test_the_spec_states_the_limits_the_function_holds(client):
+    from taxifare.model.schema import LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
+    from taxifare.serving.request_parsing import MAX_FIELDS, MAX_QUERY_BYTES
+
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    ride = schemas["Ride"]["properties"]
+    for where in ("pickup", "dropoff"):
+        for axis, (low, high) in (("latitude", LATITUDE_RANGE), ("longitude", LONGITUDE_RANGE)):
+            field = ride[f"{where}_{axis}"]
+            assert (field["minimum"], field["maximum"]) == (low, high)
+            assert field["type"] == ["number", "string"]  # numbers in strings are read, as queries and forms send them
+            assert f"{where} {axis}, NYC service area {low} to {high}" in field["description"]
+    low, high = PASSENGER_RANGE
+    assert ride["passenger_count"] | {"description": ""} == {"type": ["integer", "string"], "minimum": low,
+                                                             "maximum": high, "example": 1, "description": ""}
+    assert f"whole number {low}-{high}" in ride["passenger_count"]["description"]
+    assert ride["pickup_datetime"]["type"] == "string"
+    assert schemas["Instances"]["properties"]["instances"]["maxItems"] == MAX_ROWS
+    assert schemas["BigQueryCalls"]["properties"]["calls"]["maxItems"] == MAX_ROWS
+    post = spec["paths"]["/predict"]["post"]["responses"]
+    assert f"more than {MAX_FIELDS} fields" in post["400"]["description"]
+    assert f"lists its first {MAX_REPORTED_ERRORS} errors" in post["400"]["description"]
+    assert post["413"]["description"].startswith(f"body over {MAX_BODY_BYTES:,} bytes, more than {MAX_ROWS:,} rides")
+    assert post["414"]["description"] == f"query string over {MAX_QUERY_BYTES:,} bytes"
+    parameters = spec["paths"]["/predict"]["get"]["parameters"]
+    assert [(p["name"], p["in"], p["required"]) for p in parameters] == [
+        (name, "query", False) for name in (*RIDE, "range", "explain")]  # GET / without any of them is the greeting
+
+
+def test_every_answer_fits_the_schema_and_headers_the_spec_gives_its_status(client, monkeypatch, tmp_path):
+    """Answers of every shape and status, checked against the served spec (the real-server check, in-process)."""
+    from tests.conftest import make_client
+
+    spec = client.get("/openapi.json").get_json()
+    kserve = "/v1/models/{model}:predict"
+    sent = [("/", "get", client.get("/")), ("/predict", "get", client.get(query())),
+            ("/predict", "get", client.get(query(range=80))), ("/predict", "get", client.get(query(explain=1))),
+            ("/", "get", client.get("/?" + urlencode({**RIDE, "range": 80, "explain": 1}))),
+            ("/predict", "post", client.post("/predict", json={"instances": [RIDE, RIDE], "parameters": {"range": 80}})),
+            ("/predict", "post", client.post("/predict", json={"instances": [RIDE], "explain": True})),
+            ("/predict", "post", client.post("/predict", json={"calls": [BIGQUERY_CALL]})),
+            ("/", "post", client.post("/", json={"calls": [BIGQUERY_CALL], "userDefinedContext": {"range": "80"}})),
+            (kserve, "post", client.post("/v1/models/taxifare:predict", json={"instances": [RIDE]})),
+            ("/predict", "get", client.get(query(pickup_latitude="abc"))),
+            ("/predict", "post", client.post("/predict", json={"instances": [RIDE, 3]})),
+            ("/predict", "post", client.post("/predict", json={"calls": [BIGQUERY_CALL[:5]]})),
+            ("/predict", "post", client.post("/predict", environ_overrides={"CONTENT_LENGTH": "9000000"})),
+            ("/predict", "get", client.get("/predict?" + "a" * 20_000)),
+            (kserve, "post", client.post("/v1/models/my%20model:predict", json={"instances": [RIDE]})),
+            ("/health", "get", client.get("/health")), ("/model", "get", client.get("/model")),
+            ("/openapi.json", "get", client.get("/openapi.json")), ("/docs", "get", client.get("/docs"))]
+    unloaded = make_client(monkeypatch, str(tmp_path / "model.joblib"))
+    sent += [(path, "get", unloaded.get(path)) for path in ("/predict?" + urlencode(RIDE), "/health", "/model")]
+    statuses = set()
+    for path, method, response in sent:
+        documented = spec["paths"][path.split("?")[0]][method]["responses"][str(response.status_code)]
+        statuses.add(response.status_code)
+        content = documented["content"][response.mimetype]
+        if response.mimetype == "application/json":
+            spec_validator(spec, content["schema"]).validate(response.get_json())
+        headers = documented.get("headers", {})
+        expected = {name for name in headers if headers[name].get("required") or response.status_code != 503}
+        assert expected <= set(response.headers.keys()), (path, response.status_code)
+    assert statuses == {200, 400, 404, 413, 414, 503}
+
+
+def test_every_error_example_in_the_spec_is_the_functions_own_answer(client, monkeypatch, tmp_path):
+    from tests.conftest import make_client
+
+    spec = client.get("/openapi.json").get_json()
+    shown = {(status, name): example["value"] for operations in spec["paths"].values()
+             for operation in operations.values() for status, answer in operation["responses"].items()
+             if status >= "400" for name, example in answer.get("content", {}).get("application/json", {})
+             .get("examples", {}).items() if name in ("error", "outside the service area")}  # /health's are its own
+    answers = {"400": client.get(query(pickup_latitude="abc")),
+               "404": client.post("/v1/models/my%20model:predict", json={"instances": [RIDE]}),
+               "413": client.post("/predict", environ_overrides={"CONTENT_LENGTH": "9000000"}),
+               "414": client.get("/predict?" + "a" * 20_000),
+               "503": make_client(monkeypatch, str(tmp_path / "model.joblib")).get(query())}
+    outside = client.get(query(pickup_latitude=40.3, pickup_longitude=-73.3))
+    assert {key[0] for key in shown} == set(answers)
+    for (status, name), value in shown.items():
+        answer = outside if name == "outside the service area" else answers[status]
+        assert (answer.status_code, answer.get_json()) == (int(status), value), (status, name)
+
+
 ABSOLUTE_URL = re.compile(r"""(?:\b(?:src|href|action|poster)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?|"""
                           r"""tileLayer\(\s*["'])((?:https?:)?//[^"'\s)>]+)""", re.IGNORECASE)
 OPENSTREETMAP_HOSTS = {"tile.openstreetmap.org", "www.openstreetmap.org"}
