@@ -256,6 +256,29 @@ def test_a_declared_body_up_to_the_size_bound_is_read_to_its_end(connection, mon
     assert discard_rest(served, declared) is Ending.BODY_READ
 
 
+class CountingSocket(socket.socket):
+    """A real socket that counts the bytes its owner reads."""
+
+    received = 0
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        count = super().recv_into(buffer, nbytes, flags)
+        self.received += count
+        return count
+
+
+@pytest.mark.parametrize(("declared", "ending", "read"), [
+    (None, Ending.SIZE_LIMIT, 100_000), (150_000, Ending.SIZE_LIMIT, 100_000), (70_000, Ending.BODY_READ, 70_000)])
+def test_discarding_reads_exactly_up_to_its_bound_not_a_buffer_more(connection, monkeypatch, declared, ending, read):
+    monkeypatch.setattr(lingering_close, "LINGER_MAX_BYTES", 100_000)  # not a multiple of the 64 KiB buffer
+    served, client = connection
+    counting = CountingSocket(fileno=served.detach())
+    with counting:
+        send_then(client, 1024 * 1024, close=False)
+        assert discard_rest(counting, declared) is ending
+        assert counting.received == read
+
+
 def test_discarding_drains_what_the_server_holds_of_the_body_and_gives_the_socket_its_timeout_back(connection):
     served, client = connection
     served.settimeout(7.0)
