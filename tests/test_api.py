@@ -991,3 +991,12 @@ def test_a_declared_body_at_the_cap_is_read_not_refused(client):
     response = client.post("/", data=b" " * MAX_BODY_BYTES, content_type="application/json")
     assert response.status_code == 400 and response.get_json() == {"error": f"expected {EXPECTED_BODY}",
                                                                    "details": {"body": "empty"}}
+
+
+def test_a_bigquery_call_before_a_model_loads_is_a_503_error_message_saying_when_to_retry(monkeypatch, tmp_path):
+    from tests.conftest import make_client
+
+    response = make_client(monkeypatch, str(tmp_path / "model.joblib")).post("/", json={"calls": [BIGQUERY_CALL]})
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+    assert response.get_json() == {"errorMessage": "model unavailable, retry shortly: model: model file not found at "
+                                                   "the configured MODEL_URI"}
