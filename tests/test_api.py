@@ -15,7 +15,7 @@ from taxifare.model import places
 from taxifare.serving import request_parsing
 from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
 from taxifare.serving.request_parsing import BODY_READ_TIMEOUT_SECONDS, EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
-from taxifare.serving.validation import MAX_REPORTED_ERRORS
+from taxifare.serving.validation import ALIASES, MAX_REPORTED_ERRORS
 
 RIDE = {
     "pickup_datetime": "2013-07-06 17:18:00", "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,
@@ -460,6 +460,7 @@ def test_the_spec_states_the_limits_the_function_holds(client):
                                                              "maximum": high, "example": 1, "description": ""}
     assert f"whole number {low}-{high}" in ride["passenger_count"]["description"]
     assert ride["pickup_datetime"]["type"] == "string"
+    assert {name: ride[name]["example"] for name in RIDE} == RIDE  # the README's example ride, as /docs' form starts
     assert schemas["Instances"]["properties"]["instances"]["maxItems"] == MAX_ROWS
     assert schemas["BigQueryCalls"]["properties"]["calls"]["maxItems"] == MAX_ROWS
     post = spec["paths"]["/predict"]["post"]["responses"]
@@ -470,6 +471,11 @@ def test_the_spec_states_the_limits_the_function_holds(client):
     parameters = spec["paths"]["/predict"]["get"]["parameters"]
     assert [(p["name"], p["in"], p["required"]) for p in parameters] == [
         (name, "query", False) for name in (*RIDE, "range", "explain")]  # GET / without any of them is the greeting
+    aliases = {canonical: alias for alias, canonical in ALIASES.items()}
+    for parameter in parameters[:len(RIDE)]:
+        name = parameter["name"]
+        assert parameter["description"] == ride[name]["description"] + (
+            f" (alias: {aliases[name]})" if name in aliases else "")
 
 
 def test_every_answer_fits_the_schema_and_headers_the_spec_gives_its_status(client, monkeypatch, tmp_path):
@@ -494,19 +500,34 @@ def test_every_answer_fits_the_schema_and_headers_the_spec_gives_its_status(clie
             (kserve, "post", client.post("/v1/models/my%20model:predict", json={"instances": [RIDE]})),
             ("/health", "get", client.get("/health")), ("/model", "get", client.get("/model")),
             ("/openapi.json", "get", client.get("/openapi.json")), ("/docs", "get", client.get("/docs"))]
+    loaded = len(sent)
     unloaded = make_client(monkeypatch, str(tmp_path / "model.joblib"))
-    sent += [(path, "get", unloaded.get(path)) for path in ("/predict?" + urlencode(RIDE), "/health", "/model")]
+    sent += [(path.split("?")[0], "get", unloaded.get(path)) for path in (query(), query(pickup_latitude="abc"),
+                                                                        "/health", "/model")]
     statuses = set()
-    for path, method, response in sent:
+    for index, (path, method, response) in enumerate(sent):
         documented = spec["paths"][path.split("?")[0]][method]["responses"][str(response.status_code)]
         statuses.add(response.status_code)
         content = documented["content"][response.mimetype]
         if response.mimetype == "application/json":
             spec_validator(spec, content["schema"]).validate(response.get_json())
-        headers = documented.get("headers", {})
-        expected = {name for name in headers if headers[name].get("required") or response.status_code != 503}
-        assert expected <= set(response.headers.keys()), (path, response.status_code)
+        headers = {name.lower(): header for name, header in documented.get("headers", {}).items()}
+        expected = {name for name, header in headers.items() if header.get("required") or index < loaded}
+        assert expected <= {name.lower() for name in response.headers.keys()}, (path, response.status_code)
+        for name in expected:
+            value = response.headers[name]
+            schema = headers[name]["schema"]
+            spec_validator(spec, schema).validate(int(value) if schema.get("type") == "integer" else value)
+        if response.status_code == 503 and path != "/health":
+            assert set(headers) == {"retry-after"}, path  # no model yet: when to retry, no version
     assert statuses == {200, 400, 404, 413, 414, 503}
+    answers = spec["paths"]["/predict"]
+    for wrong in ({"fare": "12.50"}, {"fare": 12.5, "range": 80}, {"predictions": [12.5]}):
+        assert not spec_validator(spec, answers["get"]["responses"]["200"]["content"]["application/json"]["schema"])\
+            .is_valid(wrong), wrong
+    schemas = spec["components"]["schemas"]
+    assert not spec_validator(spec, schemas["Predictions"]).is_valid({"predictions": ["12.50"]})
+    assert not spec_validator(spec, schemas["Replies"]).is_valid({"replies": [{"fare": 12.5}]})
 
 
 def test_every_error_example_in_the_spec_is_the_functions_own_answer(client, monkeypatch, tmp_path):
