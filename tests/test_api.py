@@ -180,6 +180,8 @@ def test_missing_fields_are_each_named(client):
 
 def test_repeated_field_is_refused(client):
     assert_rejected(client.get(query() + "&pickup_latitude=40.71"), 400, "pickup_latitude", "given 2 times")
+    assert client.get(query() + "&pickup_latitude=40.71").get_json() == {
+        "error": "repeated fields", "details": {"pickup_latitude": "given 2 times"}}
 
 
 def test_field_given_under_both_names_is_refused(client):
@@ -641,6 +643,33 @@ def test_too_many_fields_are_refused_before_parsing(client, send, fields, status
     response = client.get("/predict?" + text) if send == "query" else \
         client.post("/", data=text, content_type="application/x-www-form-urlencoded")
     assert_rejected(response, status, where)
+
+
+@pytest.mark.parametrize("send", ["query", "form"])
+def test_the_field_cap_takes_64_fields_and_refuses_65(client, send):
+    from taxifare.serving.request_parsing import MAX_FIELDS
+
+    def sent(fields: int):
+        text = urlencode(RIDE) + "".join(f"&key{index}=1" for index in range(fields - len(RIDE)))
+        return client.get("/predict?" + text) if send == "query" else \
+            client.post("/", data=text, content_type="application/x-www-form-urlencoded")
+
+    assert sent(MAX_FIELDS).get_json() == {"fare": fare_of(client, query())}
+    where = "query string" if send == "query" else "form"
+    assert sent(MAX_FIELDS + 1).get_json() == {"error": f"too many fields in the {where}", "details": {
+        where.replace(" ", "_"): f"{MAX_FIELDS + 1} fields, at most {MAX_FIELDS} (a ride has 6)"}}
+
+
+def test_the_query_string_cap_takes_its_bytes_and_refuses_one_more(client):
+    from taxifare.serving.request_parsing import MAX_QUERY_BYTES
+
+    ride = urlencode(RIDE) + "&key="
+    at_cap = ride + "k" * (MAX_QUERY_BYTES - len(ride))
+    assert client.get("/predict?" + at_cap).get_json() == {"fare": fare_of(client, query())}
+    response = client.get("/predict?" + at_cap + "k")
+    assert response.status_code == 414
+    assert response.get_json() == {"error": "query string too long", "details": {
+        "query_string": f"{MAX_QUERY_BYTES + 1:,} bytes, at most {MAX_QUERY_BYTES:,}"}}
 
 
 def test_a_ride_with_a_few_extra_fields_is_still_priced(client):
