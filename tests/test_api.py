@@ -522,6 +522,10 @@ def test_every_answer_fits_the_schema_and_headers_the_spec_gives_its_status(clie
             spec_validator(spec, schema).validate(int(value) if schema.get("type") == "integer" else value)
         if response.status_code == 503 and path != "/health":
             assert set(headers) == {"retry-after"}, path  # no model yet: when to retry, no version
+            assert headers["retry-after"]["schema"] == {"type": "integer"}  # whole seconds
+            assert int(response.headers["Retry-After"]) >= 1
+        elif "x-model-version" in headers:
+            assert headers["x-model-version"]["schema"]["type"] == "string"
     assert statuses == {200, 400, 404, 413, 414, 503}
     answers = spec["paths"]["/predict"]
     for wrong in ({"fare": "12.50"}, {"fare": 12.5, "range": 80}, {"predictions": [12.5]}):
