@@ -34,6 +34,8 @@ MODEL_CACHE_ENV = "TAXIFARE_TEST_MODEL_CACHE"
 starts pytest once per mutant, and training takes ~30 s). Unset, every session trains its own."""
 MUTANT_ENV, MUTANT_MARK = "MUTANT_UNDER_TEST", "__mutmut_"
 """mutmut names the mutant a forked worker runs in this variable ("taxifare.serving.api.x_route__mutmut_3")."""
+MUTMUT_STATS = "stats"
+"""Its value while mutmut runs the tests unmutated to record which functions each test reaches."""
 TRAINING_INPUTS = ("taxifare/*.py", "taxifare/model/**/*.py", "taxifare/model/**/*.geojson", "taxifare/training/**/*.py")
 """The code and package data a training run depends on (training never imports taxifare.serving: test_layers.py):
 any change to them trains a new model."""
@@ -113,13 +115,29 @@ def uncached_under_a_mutant():
     run, and survives whatever the tests check.
     """
     if MUTANT_MARK in os.environ.get(MUTANT_ENV, ""):
-        from taxifare.model.places import boroughs
-        from taxifare.serving.docs_page import _leaflet_file, docs_html
-        from taxifare.serving.hints import closest
-        from taxifare.serving.openapi import openapi_spec
+        clear_caches()
 
-        for cached in (boroughs, docs_html, _leaflet_file, closest, openapi_spec):
-            cached.cache_clear()
+
+@pytest.fixture(autouse=True)
+def uncached_while_mutmut_maps_tests():
+    """While mutmut records which tests reach which function (MUTANT_UNDER_TEST=stats), each test starts uncached.
+
+    Otherwise only the first test to build the OpenAPI spec (or /docs, the hints) is recorded as reaching the
+    functions behind it, and mutmut runs that one test alone against all their mutants.
+    """
+    if os.environ.get(MUTANT_ENV) == MUTMUT_STATS:
+        clear_caches()
+
+
+def clear_caches() -> None:
+    """Empty the caches of functions whose results depend only on the code (so a mutant of them is run)."""
+    from taxifare.model.places import boroughs
+    from taxifare.serving.docs_page import _leaflet_file, docs_html
+    from taxifare.serving.hints import closest
+    from taxifare.serving.openapi import openapi_spec
+
+    for cached in (boroughs, docs_html, _leaflet_file, closest, openapi_spec):
+        cached.cache_clear()
 
 
 @pytest.fixture

@@ -4,14 +4,18 @@ import io
 import json
 import random
 import re
+import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from taxifare.model import places
+from taxifare.serving import request_parsing
 from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
-from taxifare.serving.request_parsing import EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
-from taxifare.serving.validation import MAX_REPORTED_ERRORS
+from taxifare.serving.request_parsing import BODY_READ_TIMEOUT_SECONDS, EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.validation import ALIASES, MAX_REPORTED_ERRORS
 
 RIDE = {
     "pickup_datetime": "2013-07-06 17:18:00", "pickup_longitude": -73.950655, "pickup_latitude": 40.783282,
@@ -176,6 +180,8 @@ def test_missing_fields_are_each_named(client):
 
 def test_repeated_field_is_refused(client):
     assert_rejected(client.get(query() + "&pickup_latitude=40.71"), 400, "pickup_latitude", "given 2 times")
+    assert client.get(query() + "&pickup_latitude=40.71").get_json() == {
+        "error": "repeated fields", "details": {"pickup_latitude": "given 2 times"}}
 
 
 def test_field_given_under_both_names_is_refused(client):
@@ -201,6 +207,31 @@ def test_datetime_must_be_a_string(client):
 ])
 def test_bodies_that_are_not_a_usable_json_object(client, body, field, reason):
     assert_rejected(client.post("/", data=body, content_type="application/json"), 400, field, reason)
+
+
+def test_a_body_that_is_not_json_gets_the_parsers_reason_cut_to_80_characters(client):
+    body = b'{"pickup_datetime": "2013-07-06 17:18:00",' + b" " * 100_000 + b"}"
+    with pytest.raises(ValueError) as parsed:
+        json.loads(body)
+    assert len(str(parsed.value)) > 80
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "body is not JSON", "details": {"body": f"not JSON: {str(parsed.value)[:80]}"}}
+
+
+def test_json_nested_deeper_than_python_parses_is_not_usable(client):
+    response = client.post("/", data=b"[" * 5_000 + b"]" * 5_000, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "body is not usable JSON", "details": {"body": "nested too deeply"}}
+
+
+def test_a_lone_surrogate_that_pythons_json_reads_is_refused_naming_its_field(client):
+    """The body is decoded as json.loads decodes bytes (surrogatepass): the odd string reaches validation."""
+    body = json.dumps({**RIDE, "pickup_datetime": "X"}).encode().replace(b"X", b"\xed\xa0\x80")
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields", "details": {
+        "pickup_datetime": 'not a date and time: "\ud800" (expected e.g. "2013-07-06 17:18:00")'}}
 
 
 @pytest.mark.parametrize(("body", "field", "reason"), [
@@ -368,6 +399,163 @@ def test_openapi_describes_every_endpoint(client):
     assert set(spec["paths"][kserve]) == {"post"}
 
 
+def spec_validator(spec: dict, schema: dict):
+    """A JSON Schema validator of one schema of the served spec, its $refs resolved in the spec's components."""
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator({**schema, "components": spec["components"]})
+
+
+def test_the_served_spec_is_valid_openapi_and_every_example_in_it_fits_its_schema(client):
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    spec = client.get("/openapi.json").get_json()
+    OPENAPI_31_VALIDATOR.validate(spec)
+    referenced, examples = set(), 0
+
+    def walk(node: object) -> None:
+        nonlocal examples
+        if isinstance(node, dict):
+            if "$ref" in node:
+                referenced.add(node["$ref"].removeprefix("#/components/schemas/"))
+            if "schema" in node and "example" in node:  # a parameter
+                spec_validator(spec, node["schema"]).validate(node["example"])
+                examples += 1
+            if "schema" in node and "examples" in node and not isinstance(node["schema"], str):  # a JSON media type
+                for example in node["examples"].values():
+                    if not isinstance(example["value"], str):  # the form's example is its urlencoded text
+                        spec_validator(spec, node["schema"]).validate(example["value"])
+                        examples += 1
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    for name, schema in schemas.items():  # the example beside each field, in the schema it illustrates
+        for field in schema.get("properties", {}).values():
+            if "example" in field:
+                spec_validator(spec, field).validate(field["example"])
+                examples += 1
+        walk(schema)
+    assert referenced == set(schemas)  # every $ref resolves, and every schema is used
+    assert examples > 50
+
+
+def test_the_spec_states_the_limits_the_function_holds(client):
+    from taxifare.model.schema import LATITUDE_RANGE, LONGITUDE_RANGE, PASSENGER_RANGE
+    from taxifare.serving.request_parsing import MAX_FIELDS, MAX_QUERY_BYTES
+
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    ride = schemas["Ride"]["properties"]
+    for where in ("pickup", "dropoff"):
+        for axis, (low, high) in (("latitude", LATITUDE_RANGE), ("longitude", LONGITUDE_RANGE)):
+            field = ride[f"{where}_{axis}"]
+            assert (field["minimum"], field["maximum"]) == (low, high)
+            assert field["type"] == ["number", "string"]  # numbers in strings are read, as queries and forms send them
+            assert f"{where} {axis}, NYC service area {low} to {high}" in field["description"]
+    low, high = PASSENGER_RANGE
+    assert ride["passenger_count"] | {"description": ""} == {"type": ["integer", "string"], "minimum": low,
+                                                             "maximum": high, "example": 1, "description": ""}
+    assert f"whole number {low}-{high}" in ride["passenger_count"]["description"]
+    assert ride["pickup_datetime"]["type"] == "string"
+    assert {name: ride[name]["example"] for name in RIDE} == RIDE  # the README's example ride, as /docs' form starts
+    assert schemas["Instances"]["properties"]["instances"]["maxItems"] == MAX_ROWS
+    assert schemas["BigQueryCalls"]["properties"]["calls"]["maxItems"] == MAX_ROWS
+    post = spec["paths"]["/predict"]["post"]["responses"]
+    assert f"more than {MAX_FIELDS} fields" in post["400"]["description"]
+    assert f"lists its first {MAX_REPORTED_ERRORS} errors" in post["400"]["description"]
+    assert post["413"]["description"].startswith(f"body over {MAX_BODY_BYTES:,} bytes, more than {MAX_ROWS:,} rides")
+    assert post["414"]["description"] == f"query string over {MAX_QUERY_BYTES:,} bytes"
+    parameters = spec["paths"]["/predict"]["get"]["parameters"]
+    assert [(p["name"], p["in"], p["required"]) for p in parameters] == [
+        (name, "query", False) for name in (*RIDE, "range", "explain")]  # GET / without any of them is the greeting
+    aliases = {canonical: alias for alias, canonical in ALIASES.items()}
+    for parameter in parameters[:len(RIDE)]:
+        name = parameter["name"]
+        assert parameter["description"] == ride[name]["description"] + (
+            f" (alias: {aliases[name]})" if name in aliases else "")
+
+
+def test_every_answer_fits_the_schema_and_headers_the_spec_gives_its_status(client, monkeypatch, tmp_path):
+    """Answers of every shape and status, checked against the served spec (the real-server check, in-process)."""
+    from tests.conftest import make_client
+
+    spec = client.get("/openapi.json").get_json()
+    kserve = "/v1/models/{model}:predict"
+    sent = [("/", "get", client.get("/")), ("/predict", "get", client.get(query())),
+            ("/predict", "get", client.get(query(range=80))), ("/predict", "get", client.get(query(explain=1))),
+            ("/", "get", client.get("/?" + urlencode({**RIDE, "range": 80, "explain": 1}))),
+            ("/predict", "post", client.post("/predict", json={"instances": [RIDE, RIDE], "parameters": {"range": 80}})),
+            ("/predict", "post", client.post("/predict", json={"instances": [RIDE], "explain": True})),
+            ("/predict", "post", client.post("/predict", json={"calls": [BIGQUERY_CALL]})),
+            ("/", "post", client.post("/", json={"calls": [BIGQUERY_CALL], "userDefinedContext": {"range": "80"}})),
+            (kserve, "post", client.post("/v1/models/taxifare:predict", json={"instances": [RIDE]})),
+            ("/predict", "get", client.get(query(pickup_latitude="abc"))),
+            ("/predict", "post", client.post("/predict", json={"instances": [RIDE, 3]})),
+            ("/predict", "post", client.post("/predict", json={"calls": [BIGQUERY_CALL[:5]]})),
+            ("/predict", "post", client.post("/predict", environ_overrides={"CONTENT_LENGTH": "9000000"})),
+            ("/predict", "get", client.get("/predict?" + "a" * 20_000)),
+            (kserve, "post", client.post("/v1/models/my%20model:predict", json={"instances": [RIDE]})),
+            ("/health", "get", client.get("/health")), ("/model", "get", client.get("/model")),
+            ("/openapi.json", "get", client.get("/openapi.json")), ("/docs", "get", client.get("/docs"))]
+    loaded = len(sent)
+    unloaded = make_client(monkeypatch, str(tmp_path / "model.joblib"))
+    sent += [(path.split("?")[0], "get", unloaded.get(path)) for path in (query(), query(pickup_latitude="abc"),
+                                                                        "/health", "/model")]
+    statuses = set()
+    for index, (path, method, response) in enumerate(sent):
+        documented = spec["paths"][path.split("?")[0]][method]["responses"][str(response.status_code)]
+        statuses.add(response.status_code)
+        content = documented["content"][response.mimetype]
+        if response.mimetype == "application/json":
+            spec_validator(spec, content["schema"]).validate(response.get_json())
+        headers = {name.lower(): header for name, header in documented.get("headers", {}).items()}
+        expected = {name for name, header in headers.items() if header.get("required") or index < loaded}
+        assert expected <= {name.lower() for name in response.headers.keys()}, (path, response.status_code)
+        for name in expected:
+            value = response.headers[name]
+            schema = headers[name]["schema"]
+            spec_validator(spec, schema).validate(int(value) if schema.get("type") == "integer" else value)
+        if response.status_code == 503 and path != "/health":
+            assert set(headers) == {"retry-after"}, path  # no model yet: when to retry, no version
+            assert headers["retry-after"]["schema"] == {"type": "integer"}  # whole seconds
+            assert int(response.headers["Retry-After"]) >= 1
+        elif "x-model-version" in headers:
+            assert headers["x-model-version"]["schema"]["type"] == "string"
+    assert statuses == {200, 400, 404, 413, 414, 503}
+    answers = spec["paths"]["/predict"]
+    for wrong in ({"fare": "12.50"}, {"fare": 12.5, "range": 80}, {"predictions": [12.5]}):
+        assert not spec_validator(spec, answers["get"]["responses"]["200"]["content"]["application/json"]["schema"])\
+            .is_valid(wrong), wrong
+    schemas = spec["components"]["schemas"]
+    assert not spec_validator(spec, schemas["Predictions"]).is_valid({"predictions": ["12.50"]})
+    assert not spec_validator(spec, schemas["Replies"]).is_valid({"replies": [{"fare": 12.5}]})
+
+
+def test_every_error_example_in_the_spec_is_the_functions_own_answer(client, monkeypatch, tmp_path):
+    from tests.conftest import make_client
+
+    spec = client.get("/openapi.json").get_json()
+    shown = {(status, name): example["value"] for operations in spec["paths"].values()
+             for operation in operations.values() for status, answer in operation["responses"].items()
+             if status >= "400" for name, example in answer.get("content", {}).get("application/json", {})
+             .get("examples", {}).items() if name in ("error", "outside the service area")}  # /health's are its own
+    answers = {"400": client.get(query(pickup_latitude="abc")),
+               "404": client.post("/v1/models/my%20model:predict", json={"instances": [RIDE]}),
+               "413": client.post("/predict", environ_overrides={"CONTENT_LENGTH": "9000000"}),
+               "414": client.get("/predict?" + "a" * 20_000),
+               "503": make_client(monkeypatch, str(tmp_path / "model.joblib")).get(query())}
+    outside = client.get(query(pickup_latitude=40.3, pickup_longitude=-73.3))
+    assert {key[0] for key in shown} == set(answers)
+    for (status, name), value in shown.items():
+        answer = outside if name == "outside the service area" else answers[status]
+        assert (answer.status_code, answer.get_json()) == (int(status), value), (status, name)
+
+
 ABSOLUTE_URL = re.compile(r"""(?:\b(?:src|href|action|poster)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?|"""
                           r"""tileLayer\(\s*["'])((?:https?:)?//[^"'\s)>]+)""", re.IGNORECASE)
 OPENSTREETMAP_HOSTS = {"tile.openstreetmap.org", "www.openstreetmap.org"}
@@ -382,11 +570,14 @@ def test_docs_page_loads_only_its_own_files_except_map_tiles(client):
     assert "<form" in html and "openapi.json" in html and "__PLACES__" not in html
     hosts = {urlsplit(url if url.startswith("http") else "http:" + url).hostname for url in ABSOLUTE_URL.findall(html)}
     assert hosts == OPENSTREETMAP_HOSTS  # the optional street tiles and their attribution, nothing else
-    for asset, mimetype in (("leaflet.js", "text/javascript"), ("leaflet.css", "text/css")):
+    for asset, mimetype, source in (("leaflet.js", "text/javascript", LEAFLET / "leaflet.js"),
+                                    ("leaflet.css", "text/css", LEAFLET / "leaflet.css"),
+                                    ("boroughs.geojson", "application/geo+json", places.BOROUGHS_PATH)):
         served = client.get(f"/docs/{asset}")
         assert served.status_code == 200 and served.mimetype == mimetype
-        assert served.data == (LEAFLET / asset).read_bytes()
-        assert "max-age" in served.headers["Cache-Control"]
+        assert served.data == source.read_bytes()
+        assert served.headers["Cache-Control"] == "public, max-age=86400"
+        assert served.headers["Access-Control-Allow-Origin"] == "*"
         assert f'"docs/{asset}"' in html
 
 
@@ -419,18 +610,23 @@ def test_refused_requests_log_a_warning(client, capsys):
 def test_a_json_key_given_twice_is_refused_like_a_repeated_query_field(client):
     body = '{"passenger_count": 99, ' + json.dumps(RIDE)[1:]  # passenger_count twice, the last one valid
     response = client.post("/", data=body, content_type="application/json")
-    assert_rejected(response, 400, "passenger_count", "given 2 times")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields", "details": {"passenger_count": "given 2 times"}}
 
 
 def test_a_repeated_key_in_a_batch_names_the_row(client):
     body = '{"instances": [' + json.dumps(RIDE) + ', {"pickup_latitude": 1, ' + json.dumps(RIDE)[1:] + "]}"
-    assert_rejected(client.post("/", data=body, content_type="application/json"), 400,
-                    "instances[1].pickup_latitude", "given 2 times")
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "invalid ride fields: 1 row refused",
+                                   "details": {"instances[1].pickup_latitude": "given 2 times"}, "refused_rows": 1}
 
 
 def test_a_repeated_batch_envelope_is_refused(client):
     body = '{"instances": [], "instances": [' + json.dumps(RIDE) + "]}"
-    assert_rejected(client.post("/", data=body, content_type="application/json"), 400, "instances", "given 2 times")
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "repeated fields", "details": {"instances": "given 2 times"}}
 
 
 @pytest.mark.parametrize("send", ["query", "json"])
@@ -451,6 +647,33 @@ def test_too_many_fields_are_refused_before_parsing(client, send, fields, status
     response = client.get("/predict?" + text) if send == "query" else \
         client.post("/", data=text, content_type="application/x-www-form-urlencoded")
     assert_rejected(response, status, where)
+
+
+@pytest.mark.parametrize("send", ["query", "form"])
+def test_the_field_cap_takes_64_fields_and_refuses_65(client, send):
+    from taxifare.serving.request_parsing import MAX_FIELDS
+
+    def sent(fields: int):
+        text = urlencode(RIDE) + "".join(f"&key{index}=1" for index in range(fields - len(RIDE)))
+        return client.get("/predict?" + text) if send == "query" else \
+            client.post("/", data=text, content_type="application/x-www-form-urlencoded")
+
+    assert sent(MAX_FIELDS).get_json() == {"fare": fare_of(client, query())}
+    where = "query string" if send == "query" else "form"
+    assert sent(MAX_FIELDS + 1).get_json() == {"error": f"too many fields in the {where}", "details": {
+        where.replace(" ", "_"): f"{MAX_FIELDS + 1} fields, at most {MAX_FIELDS} (a ride has 6)"}}
+
+
+def test_the_query_string_cap_takes_its_bytes_and_refuses_one_more(client):
+    from taxifare.serving.request_parsing import MAX_QUERY_BYTES
+
+    ride = urlencode(RIDE) + "&key="
+    at_cap = ride + "k" * (MAX_QUERY_BYTES - len(ride))
+    assert client.get("/predict?" + at_cap).get_json() == {"fare": fare_of(client, query())}
+    response = client.get("/predict?" + at_cap + "k")
+    assert response.status_code == 414
+    assert response.get_json() == {"error": "query string too long", "details": {
+        "query_string": f"{MAX_QUERY_BYTES + 1:,} bytes, at most {MAX_QUERY_BYTES:,}"}}
 
 
 def test_a_ride_with_a_few_extra_fields_is_still_priced(client):
@@ -549,6 +772,65 @@ def test_a_chunked_body_over_the_cap_is_413_while_one_at_the_cap_is_read(client,
             "details": {"body": "at most 3,145,728 bytes; split the rides into requests of at most 10,000"}}
     else:
         assert response.get_json() == {"error": f"expected {EXPECTED_BODY}", "details": {"body": "empty"}}
+
+
+# --- a body that cannot be read is the client's doing: 400 saying why, never a 500 --------------------------
+
+class FailingUpload(io.RawIOBase):
+    """An upload whose connection fails after its first bytes, as a socket error or a stall would."""
+
+    def __init__(self, error: Exception):
+        self.error, self.started = error, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.started:
+            raise self.error
+        self.started = True
+        buffer[:8] = b'{"pickup'
+        return 8
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (ConnectionResetError(104, "Connection reset by peer"), "transfer failed (ConnectionResetError)"),
+    (TimeoutError("timed out"), f"not received within {BODY_READ_TIMEOUT_SECONDS:g} s")])
+def test_an_upload_that_fails_midway_is_a_400_saying_why(client, error, reason):
+    response = client.post("/", content_type="application/json", headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input": FailingUpload(error), "wsgi.input_terminated": True})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body could not be read", "details": {"body": reason}}
+
+
+def test_an_upload_cut_short_of_its_declared_length_is_a_400_saying_how_far_it_got(client):
+    """gunicorn passes a Content-Length body on unwrapped (wsgi.input_terminated): only the count shows it ended early."""
+    response = client.post("/", content_type="application/json", environ_overrides={
+        "wsgi.input": io.BytesIO(b'{"pickup_datetime": "2013'), "CONTENT_LENGTH": "1000", "wsgi.input_terminated": True})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body could not be read",
+                                   "details": {"body": "transfer failed: the upload ended after 25 of 1,000 bytes"}}
+
+
+def test_a_stalled_upload_on_gunicorns_socket_times_out_and_the_socket_keeps_its_own_timeout(client, monkeypatch):
+    """Each read on the connection's socket is bounded (BODY_READ_TIMEOUT_SECONDS; shortened here), and the socket gets
+    its previous timeout back for the connection's next request."""
+    monkeypatch.setattr(request_parsing, "BODY_READ_TIMEOUT_SECONDS", 0.2)
+    server_side, client_side = socket.socketpair()
+    hang_up = threading.Timer(5, client_side.close)  # were the read unbounded, the upload would end here instead
+    with server_side, client_side:
+        server_side.settimeout(30.0)
+        client_side.sendall(b'{"pickup')  # and nothing more
+        hang_up.start()
+        try:
+            response = client.post("/", content_type="application/json", headers={"Transfer-Encoding": "chunked"},
+                                   environ_overrides={"wsgi.input": server_side.makefile("rb", buffering=0),
+                                                      "wsgi.input_terminated": True, "gunicorn.socket": server_side})
+        finally:
+            hang_up.cancel()
+        assert response.get_json() == {"error": "the request body could not be read",
+                                       "details": {"body": "not received within 0.2 s"}}
+        assert server_side.gettimeout() == 30.0
 
 
 # --- pages: the exact answers of a method or path the router does not take, and of a missing model -----
@@ -669,11 +951,13 @@ def test_unknown_keys_beside_instances_are_named_with_what_a_batch_takes(client)
 @pytest.mark.parametrize(("field", "value"), [("passenger_count", True), ("passenger_count", 1.5),
                                               ("passenger_count", "1"), ("pickup_latitude", "40.78"),
                                               ("pickup_latitude", False)])
-def test_a_batch_answers_each_row_as_the_lone_ride_is_answered(client, field, value):
+@pytest.mark.parametrize("ride", [RIDE, {name: str(value) for name, value in RIDE.items()}],
+                         ids=["numbers", "numbers in strings"])
+def test_a_batch_answers_each_row_as_the_lone_ride_is_answered(client, field, value, ride):
     """Every row of the batch has the value: the vectorised batch check must neither let through what a ride may
     not send (a boolean, a fraction of a passenger) nor refuse what it may (a number in a string)."""
-    alone = client.post("/", json={**RIDE, field: value})
-    batch = client.post("/", json={"instances": [{**RIDE, field: value}] * 2})
+    alone = client.post("/", json={**ride, field: value})
+    batch = client.post("/", json={"instances": [{**ride, field: value}] * 2})
     if alone.status_code == 200:
         assert batch.get_json() == {"predictions": [alone.get_json()["fare"]] * 2}
         return
@@ -761,3 +1045,12 @@ def test_a_declared_body_at_the_cap_is_read_not_refused(client):
     response = client.post("/", data=b" " * MAX_BODY_BYTES, content_type="application/json")
     assert response.status_code == 400 and response.get_json() == {"error": f"expected {EXPECTED_BODY}",
                                                                    "details": {"body": "empty"}}
+
+
+def test_a_bigquery_call_before_a_model_loads_is_a_503_error_message_saying_when_to_retry(monkeypatch, tmp_path):
+    from tests.conftest import make_client
+
+    response = make_client(monkeypatch, str(tmp_path / "model.joblib")).post("/", json={"calls": [BIGQUERY_CALL]})
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+    assert response.get_json() == {"errorMessage": "model unavailable, retry shortly: model: model file not found at "
+                                                   "the configured MODEL_URI"}

@@ -275,25 +275,57 @@ def test_explain_off_answers_byte_for_byte_as_without_it(client, off):
         == client.post("/", json=calls).data
 
 
-@pytest.mark.parametrize(("path", "body", "place"), [
-    ("/predict?" + urlencode({**RIDE, "explain": "yes"}), None, "explain"),
-    ("/", {**RIDE, "explain": 2}, "explain"),
-    ("/", {"instances": [RIDE], "parameters": {"explain": "maybe"}}, "parameters.explain"),
-    ("/", {"calls": CALLS, "userDefinedContext": {"explain": "t"}}, "userDefinedContext.explain"),
+@pytest.mark.parametrize(("path", "body", "place", "shown"), [
+    ("/predict?" + urlencode({**RIDE, "explain": "yes"}), None, "explain", '"yes"'),
+    ("/", {**RIDE, "explain": 2}, "explain", "2"),
+    ("/", {"instances": [RIDE], "parameters": {"explain": "maybe"}}, "parameters.explain", '"maybe"'),
+    ("/", {"calls": CALLS, "userDefinedContext": {"explain": "t"}}, "userDefinedContext.explain", '"t"'),
 ])
-def test_an_unreadable_explain_setting_is_a_400_naming_where(client, path, body, place):
+def test_an_unreadable_explain_setting_is_a_400_naming_where(client, path, body, place, shown):
     response = client.get(path) if body is None else client.post(path, json=body)
     assert response.status_code == 400
-    body = response.get_json()
-    reason = body["details"][place] if "details" in body else body["errorMessage"].split(f"{place}: ", 1)[1]
-    assert reason.startswith("true or false (or 1 or 0); got ")
+    reason = f"true or false (or 1 or 0); got {shown}"
+    if "calls" in (body or {}):
+        assert response.get_json() == {"errorMessage": f"invalid explain setting: {place}: {reason}"}
+    else:
+        assert response.get_json() == {"error": "invalid explain setting", "details": {place: reason}}
+
+
+@pytest.mark.parametrize(("number", "setting"), [(1, True), (0, False)])
+def test_explain_as_the_json_number_1_or_0_is_true_or_false(client, number, setting):
+    assert client.post("/", json={**RIDE, "explain": number}).data == \
+        client.post("/", json={**RIDE, "explain": setting}).data
+
+
+def test_an_empty_option_leaves_the_others_honoured(client):
+    """A form's blank range field means no range: the explain setting after it still counts."""
+    explained = client.get(query(explain="true")).get_json()
+    assert set(explained) == {"fare", "breakdown"}
+    assert client.get(query(range="", explain="true")).get_json() == explained
 
 
 def test_explain_settings_that_disagree_are_refused_naming_both_places(client):
     response = client.post("/?explain=1", json={"instances": [RIDE], "parameters": {"explain": False}})
     assert response.status_code == 400
-    assert response.get_json()["details"] == {"parameters.explain": "false, but ?explain is true: a request has one "
-                                              "explain setting; give it once, in parameters.explain"}
+    assert response.get_json() == {"error": "conflicting explain settings", "details": {
+        "parameters.explain": "false, but ?explain is true: a request has one explain setting; give it once, in "
+                              "parameters.explain"}}
+    bigquery = client.post("/?explain=1", json={"calls": CALLS, "userDefinedContext": {"explain": "0"}})
+    assert bigquery.status_code == 400
+    assert bigquery.get_json() == {"errorMessage": "conflicting explain settings: userDefinedContext.explain: false, but "
+                                   "?explain is true: a request has one explain setting; give it once, in "
+                                   "userDefinedContext.explain"}
+
+
+def test_options_of_a_hand_built_bigquery_call_are_each_said_where_they_go(client):
+    response = client.post("/", json={"calls": CALLS, "range": 80, "parameters": {"explain": True}})
+    assert response.status_code == 400
+    assert response.get_json() == {"errorMessage": (
+        "range and explain setting in the wrong place: "
+        "range: BigQuery calls take the range in userDefinedContext.range (the remote function's "
+        "user_defined_context); "
+        "parameters.explain: BigQuery calls take the explain setting in userDefinedContext.explain (the remote "
+        "function's user_defined_context)")}
 
 
 def test_model_shows_what_matters_most_on_the_held_out_rides(client, trained_model):

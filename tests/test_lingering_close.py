@@ -8,6 +8,7 @@ lingering close itself (peer closed, declared body read, idle, total time, total
 a real loopback TCP connection.
 """
 
+import io
 import json
 import os
 import shutil
@@ -245,3 +246,92 @@ def test_discarding_stops_at_the_size_bound_whatever_the_client_declared(connect
     served, client = connection
     send_then(client, 8 * 1024 * 1024, close=True)
     assert discard_rest(served, declared) is Ending.SIZE_LIMIT
+
+
+@pytest.mark.parametrize("declared", [1024 * 1024, 1024 * 1024 - 1])
+def test_a_declared_body_up_to_the_size_bound_is_read_to_its_end(connection, monkeypatch, declared):
+    monkeypatch.setattr(lingering_close, "LINGER_MAX_BYTES", 1024 * 1024)
+    served, client = connection
+    send_then(client, declared, close=False)
+    assert discard_rest(served, declared) is Ending.BODY_READ
+
+
+class CountingSocket(socket.socket):
+    """A real socket that counts the bytes its owner reads."""
+
+    received = 0
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        count = super().recv_into(buffer, nbytes, flags)
+        self.received += count
+        return count
+
+
+@pytest.mark.parametrize(("declared", "ending", "read"), [
+    (None, Ending.SIZE_LIMIT, 100_000), (150_000, Ending.SIZE_LIMIT, 100_000), (70_000, Ending.BODY_READ, 70_000)])
+def test_discarding_reads_exactly_up_to_its_bound_not_a_buffer_more(connection, monkeypatch, declared, ending, read):
+    monkeypatch.setattr(lingering_close, "LINGER_MAX_BYTES", 100_000)  # not a multiple of the 64 KiB buffer
+    served, client = connection
+    counting = CountingSocket(fileno=served.detach())
+    with counting:
+        send_then(client, 1024 * 1024, close=False)
+        assert discard_rest(counting, declared) is ending
+        assert counting.received == read
+
+
+def test_discarding_drains_what_the_server_holds_of_the_body_and_gives_the_socket_its_timeout_back(connection):
+    served, client = connection
+    served.settimeout(7.0)
+    held = io.BytesIO(b"x" * 200_000)  # what gunicorn read ahead of the socket: its parser lets go only at the end
+    send_then(client, 1000, close=True)
+    assert discard_rest(served, 1000, held) is Ending.BODY_READ
+    assert held.read() == b""
+    assert served.gettimeout() == 7.0
+    served.close()
+    client.settimeout(5)
+    assert client.recv(1) == b""  # every declared byte was read: the close is clean, not a reset
+
+
+# --- linger_after: which answers linger, in-process through the function's test client ------------------------
+
+def refused_unread(client, served: socket.socket, protocol: str = "HTTP/1.1", chunked: bool = False,
+                   held: io.BytesIO | None = None):
+    """A PUT (405: its body is never read) whose connection is `served`, as gunicorn's environ gives it."""
+    environ = {"gunicorn.socket": served, "SERVER_PROTOCOL": protocol, "wsgi.input": held or io.BytesIO()}
+    if not chunked:
+        environ["CONTENT_LENGTH"] = "100000"
+    response = client.put("/predict", headers={"Transfer-Encoding": "chunked"} if chunked else {},
+                          environ_overrides=environ)
+    response.close()  # gunicorn calls it once the answer is written
+    return response
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_answer_before_the_body_was_read_discards_it_then_closes(client, connection, chunked):
+    served, peer = connection
+    held = io.BytesIO(b"x" * 5000)
+    send_then(peer, 100_000, close=chunked)  # a chunked body's end is the client's close
+    started = time.perf_counter()
+    response = refused_unread(client, served, chunked=chunked, held=held)
+    assert response.status_code == 405
+    assert time.perf_counter() - started < LINGER_IDLE_SECONDS / 2  # stopped at the declared end, not the silence
+    assert held.read() == b""
+    peer.settimeout(5)
+    assert peer.recv(1) == b""  # the connection's end, after the answer
+
+
+def test_an_http2_connection_is_never_touched(client, connection):
+    """HTTP/2 multiplexes streams on one socket: the rest of it belongs to other requests."""
+    served, peer = connection
+    peer.sendall(b"x" * 1000)
+    assert refused_unread(client, served, protocol="HTTP/2").status_code == 405
+    served.settimeout(1)
+    assert served.recv(2000) == b"x" * 1000
+    peer.settimeout(0.1)
+    with pytest.raises(TimeoutError):
+        peer.recv(1)  # still open
+
+
+def test_the_test_clients_own_requests_have_no_socket_to_linger_on(client):
+    """Under the Flask test client (no gunicorn.socket) an unread body is simply left: nothing to discard."""
+    assert client.put("/predict", data=b"x" * 1000).status_code == 405

@@ -323,6 +323,34 @@ def test_a_gcs_object_over_the_size_cap_is_refused_while_reading(monkeypatch, bu
     assert_unavailable(make_client(monkeypatch, MODEL_URI).get(PREDICT), "over the MODEL_MAX_BYTES limit")
 
 
+def test_a_fork_while_a_download_is_in_flight_waits_for_it_so_the_child_has_the_model(monkeypatch, bucket):
+    """In-process (the before-fork handler runs here): the child inherits the finished load, nothing is downloaded
+    twice. The wait is bounded by the download deadline plus the unpickling allowance, here 3 + 5 s."""
+    from taxifare.serving.model_store import ModelStore
+
+    bucket.publish()
+    proxy = TricklingProxy(bucket.port, chunk=256 * 1024, pause=0.1)  # ~0.7 s for the model
+    monkeypatch.setenv(EMULATOR_ENV, proxy.url)
+    try:
+        store = ModelStore(MODEL_URI, download_timeout=3.0)
+        store.start_loading()
+        assert store.loaded is None  # still trickling in
+        pid = os.fork()
+        if pid == 0:  # the child: the model, and a store that still takes work (its lock is its own)
+            code = 1
+            try:
+                store.start_loading()
+                code = 0 if store.loaded is not None and store.get() is store.loaded else 2
+            finally:
+                os._exit(code)  # never back into pytest
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert store.loaded is not None
+        assert bucket.downloads(MODEL_URI) == 1
+    finally:
+        proxy.stop()
+
+
 def test_a_trickling_download_stops_at_the_deadline_however_fast_each_read_is(monkeypatch, bucket):
     """Every read succeeds (a piece each 0.1 s), but the whole takes ~1.5 s: over a 0.5 s deadline."""
     bucket.publish()

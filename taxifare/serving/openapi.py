@@ -111,7 +111,6 @@ ERROR_EXAMPLES = {
         "pickup": f"latitude 40.3, longitude -73.3 is outside the area this model has rides from: it cannot price it "
                   f"(the area: {AREA_PATH})"}},
     404: {"error": "no such endpoint: /v1/models/my model:predict", "details": {"path": "see /docs for the API"}},
-    405: {"error": "method DELETE is not allowed on /predict", "details": {"method": "use GET, POST, OPTIONS"}},
     413: {"error": f"a body of 9,000,000 bytes is over the limit of {MAX_BODY_BYTES:,} bytes: one request takes at "
                    f"most {MAX_ROWS:,} rides",
           "details": {"body": f"at most {MAX_BODY_BYTES:,} bytes; split the rides into requests of at most "
@@ -129,7 +128,6 @@ def _errors(*statuses: int) -> dict:
                     "userDefinedContext, ranges or explain settings that disagree); a batch lists its first "
                     f"{MAX_REPORTED_ERRORS} errors and counts every refused row in refused_rows",
                404: "no such endpoint: a model name other than letters, digits, '.', '_' and '-'",
-               405: "method not allowed",
                413: f"body over {MAX_BODY_BYTES:,} bytes, more than {MAX_ROWS:,} rides, or more JSON objects or "
                     "values than that many rides need: split the batch (the answer comes before the body is read, "
                     "and the client may finish sending it)",
