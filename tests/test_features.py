@@ -1,7 +1,7 @@
 """Ride features: distances that match the map, local time that matches New York's clocks."""
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -136,7 +136,7 @@ def test_the_offset_table_starts_on_new_year_utc_and_changes_at_the_exact_second
         monkeypatch.undo()
         time.tzset()
     utc = ["2012-01-01 00:00", "2012-03-11 07:00", "2012-11-04 06:00", "2013-03-10 07:00", "2013-11-03 06:00"]
-    expected = [int(datetime.fromisoformat(t).replace(tzinfo=timezone.utc).timestamp()) for t in utc]
+    expected = [int(datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp()) for t in utc]
     assert instants.dtype == offsets.dtype == np.int64
     assert instants.tolist() == expected and offsets.tolist() == [-5 * 3600, -4 * 3600, -5 * 3600, -4 * 3600, -5 * 3600]
 
