@@ -605,6 +605,19 @@ def test_refused_requests_log_a_warning(client, capsys):
     assert entry["severity"] == "WARNING" and entry["httpRequest"]["status"] == 400
 
 
+def test_the_log_line_counts_the_rides_priced_and_none_for_other_answers(client, capsys):
+    """`rows` is what an operator sums to count fares served: a preflight, the greeting or a refusal prices none."""
+    client.get(query())
+    capsys.readouterr()
+    client.get(query())
+    client.post("/predict", json={"instances": [RIDE, RIDE, RIDE]})
+    client.options("/predict")
+    client.get("/")
+    client.get(query(pickup_latitude="x"))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [entry["rows"] for entry in lines if "httpRequest" in entry] == [1, 3, 0, 0, 0]
+
+
 # --- strict where the contract is strict; limits that act before work grows ----------------
 
 def test_a_json_key_given_twice_is_refused_like_a_repeated_query_field(client):

@@ -23,10 +23,12 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 import requests
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from taxifare.serving import lingering_close
 from taxifare.serving.lingering_close import LINGER_IDLE_SECONDS, Ending, discard_rest
-from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.request_parsing import MAX_BODY_BYTES, MAX_ROWS, finish_body, read_body
 from tests.raw_http import at_once, post_head, read_response, send_huge, worker_memory_mb
 from tests.servers import FunctionServer
 from tests.test_api import RIDE
@@ -37,6 +39,25 @@ CURL_MISSING = "curl is missing"
 THREADS = 8
 """deploy.sh's server threads, so the thread-holding test means the same everywhere."""
 RIDES = (30_000, 200_000)
+
+
+@pytest.mark.parametrize(("method", "headers", "body", "read", "may_still_send"), [
+    ("GET", {}, None, False, False),  # no body declared (gunicorn sets no CONTENT_LENGTH): keep the connection
+    ("POST", {}, b'{"instances": []}', True, False),  # read to its end: nothing left
+    ("POST", {}, b'{"instances": []}', False, True),  # declared and never read (a 404, a 405): linger
+    ("POST", {"Content-Length": "0"}, None, False, False),  # declared empty
+    ("POST", {"Transfer-Encoding": "chunked"}, None, False, True),  # chunked, never read: linger
+], ids=["get", "read", "unread", "empty", "chunked-unread"])
+def test_only_a_body_left_unread_makes_the_connection_linger(method, headers, body, read, may_still_send):
+    """A GET, or a body read to its end, keeps the connection alive; only what the client may still send lingers."""
+    environ = EnvironBuilder(method=method, headers=headers, data=body).get_environ()
+    if body is None and "Content-Length" not in headers:
+        environ.pop("CONTENT_LENGTH", None)
+    request = Request(environ)
+    if read:
+        read_body(request)
+    assert finish_body(request) is may_still_send
+    assert request.stream.read() == b""  # functions-framework's own read after the answer finds nothing
 
 
 def too_large(size: int | None) -> dict:
