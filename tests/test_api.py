@@ -6,6 +6,7 @@ import random
 import re
 import socket
 import threading
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -15,6 +16,7 @@ from taxifare.model import places
 from taxifare.serving import request_parsing
 from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
 from taxifare.serving.request_parsing import BODY_READ_TIMEOUT_SECONDS, EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
+from taxifare.serving.quoting import quoted
 from taxifare.serving.validation import ALIASES, MAX_REPORTED_ERRORS
 
 RIDE = {
@@ -728,6 +730,23 @@ def test_a_misspelt_field_is_named_in_the_error(client):
 @pytest.mark.parametrize(("value", "shown"), [(True, "not a number: true"), (None, "not a number: null")])
 def test_errors_quote_values_as_json(client, value, shown):
     assert_rejected(client.post("/", json={**RIDE, "pickup_latitude": value}), 400, "pickup_latitude", shown)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("x" * 38, '"' + "x" * 38 + '"'),  # 40 characters in JSON: shown whole
+    ("x" * 39, '"' + "x" * 36 + "..."),  # 41: cut to 40, the cut marked
+    ("x" * 5000, '"' + "x" * 36 + "..."),
+    ("fünf", '"fünf"'),  # as the client wrote it, not "f\u00fcnf"
+])
+def test_errors_show_at_most_40_characters_of_a_value_as_written(client, value, shown):
+    """An error never echoes a whole payload back, and what it shows reads as the client typed it."""
+    response = client.post("/", json={**RIDE, "passenger_count": value})
+    assert response.get_json()["details"] == {"passenger_count": f"not a number: {shown}"}
+
+
+def test_quoting_a_value_json_cannot_write_never_fails():
+    """Error messages must not become 500s: whatever a future caller quotes is shown, as its str()."""
+    assert quoted(Decimal("2.50")) == '"2.50"'
 
 
 def test_json_answers_end_with_a_newline_and_read_like_the_readme(client):
