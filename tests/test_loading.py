@@ -128,6 +128,15 @@ def test_a_model_of_another_format_version_is_refused(model_bytes):
         loading.loads(loading.dumps(older))
 
 
+def test_a_model_file_without_a_format_version_is_refused(model_bytes):
+    """A file from before versions were written: the class's default version must not vouch for it."""
+    unversioned = object.__new__(FareModel)
+    vars(unversioned).update({key: value for key, value in vars(loading.loads(model_bytes)).items()
+                              if key != "format_version"})
+    with pytest.raises(loading.ModelFileError, match="format version None.*retrain"):
+        loading.loads(loading.dumps(unversioned))
+
+
 def test_loading_imports_no_training_library(trained_model):
     out, _ = trained_model
     code = ("import sys; from taxifare.model import loading; "

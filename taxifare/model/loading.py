@@ -66,8 +66,9 @@ def loads(data: bytes) -> FareModel:
         raise ModelFileError(f"model file is corrupt or not a taxifare model ({type(error).__name__})") from error
     if not isinstance(model, FareModel):
         raise ModelFileError(f"model file holds a {type(model).__name__}, not a taxifare FareModel")
-    if getattr(model, "format_version", None) != FORMAT_VERSION:
-        raise ModelFileError(f"model file has format version {getattr(model, 'format_version', None)!r}, this "
+    version = vars(model).get("format_version")  # the file's own: the class default would vouch for any file
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"model file has format version {version!r}, this "
                              f"server reads version {FORMAT_VERSION}: retrain it with this version of taxifare")
     try:
         model.check()
