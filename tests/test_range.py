@@ -57,13 +57,20 @@ def test_every_shape_can_ask_for_a_range(client):
     assert replies == {"replies": [single]}
 
 
-@pytest.mark.parametrize(("value", "reason"), [("70", "this model offers 50, 80, 90, 95"), ("abc", "a coverage in percent"),
-                                               ("100", "a coverage in percent"), ("0", "a coverage in percent"),
-                                               ("\u00b2", "a coverage in percent")])  # a digit int() refuses
+OFFERED = "this model offers 50, 80, 90, 95"
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("70", f"no 70% range: {OFFERED}"), ("1", f"no 1% range: {OFFERED}"), ("99", f"no 99% range: {OFFERED}"),
+    ("abc", 'a coverage in percent, such as 80; got "abc"'), ("100", "a coverage in percent, such as 80; got 100"),
+    ("0", "a coverage in percent, such as 80; got 0"),
+    ("\u00b2", 'a coverage in percent, such as 80; got "\u00b2"'),  # a digit int() refuses
+])
 def test_a_range_the_model_does_not_offer_is_a_400_naming_it(client, value, reason):
+    """1 to 99 are coverages a model could offer (it names those it does); anything else is not a coverage."""
     response = client.get(query(range=value))
     assert response.status_code == 400
-    assert reason in response.get_json()["details"]["range"]
+    assert response.get_json() == {"error": "invalid range", "details": {"range": reason}}
 
 
 def test_a_json_range_must_be_a_number_not_a_boolean(client):
