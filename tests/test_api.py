@@ -715,10 +715,26 @@ def test_a_long_path_is_logged_cut_short(client, capsys):
 
 # --- forgiving where it is safe, precise where it is not ----------------------------------
 
-def test_json_sent_as_a_form_is_read_as_json(client):
-    """curl -d '{...}' without -H 'Content-Type: application/json' sends a form header."""
-    response = client.post("/", data=json.dumps(RIDE), content_type="application/x-www-form-urlencoded")
+@pytest.mark.parametrize("lead", ["", "\n", " \t\r\n"])
+def test_json_sent_as_a_form_is_read_as_json(client, lead):
+    """curl -d '{...}' without -H 'Content-Type: application/json' sends a form header (a heredoc adds a newline)."""
+    response = client.post("/", data=lead + json.dumps(RIDE), content_type="application/x-www-form-urlencoded")
     assert response.get_json() == {"fare": fare_of(client, query())}
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", "application/x-www-form-urlencoded"])
+def test_a_post_without_a_body_is_read_from_its_query_string(client, content_type):
+    """curl -X POST 'URL?pickup_latitude=...' and the like: the ride is in the URL, as for a GET."""
+    response = client.post(query(), content_type=content_type)
+    assert response.get_json() == {"fare": fare_of(client, query())}
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", "application/x-www-form-urlencoded"])
+def test_a_post_with_neither_body_nor_query_string_is_told_the_body_is_empty(client, content_type):
+    """Not six "missing" fields: what is missing is the body."""
+    response = client.post("/", content_type=content_type)
+    assert (response.status_code, response.get_json()) == (
+        400, {"error": f"expected {EXPECTED_BODY}", "details": {"body": "empty"}})
 
 
 def test_a_misspelt_field_is_named_in_the_error(client):

@@ -473,11 +473,11 @@ def parse_ride_request(request: Request) -> RideRequest:
     if request.method in ("GET", "HEAD"):
         return fields_from_query(request)
     body = read_body(request)
-    if request.mimetype == FORM_TYPE and not body.lstrip().startswith((b"{", b"[")):
-        return fields_from_form_body(body, query_options(request))  # JSON sent as a form (curl -d) is read as JSON
-    if not body.strip():
+    if not body.strip():  # whatever its Content-Type says (curl -d '' sends a form's)
         if request.query_string:
             return fields_from_query(request)
         raise RequestError(400, f"expected {EXPECTED_BODY}", {"body": "empty"})
+    if request.mimetype == FORM_TYPE and not body.lstrip().startswith((b"{", b"[")):
+        return fields_from_form_body(body, query_options(request))  # JSON sent as a form (curl -d) is read as JSON
     in_query = query_options(request)
     return rides_from_json(parse_json(body), in_query)
