@@ -729,6 +729,12 @@ def test_a_post_without_a_body_is_read_from_its_query_string(client, content_typ
     assert response.get_json() == {"fare": fare_of(client, query())}
 
 
+def test_a_get_is_priced_from_its_url_and_any_body_it_carries_is_ignored(client):
+    """A GET's body has no meaning (RFC 9110 §9.3.1): the ride is the one in the URL, as every cache would assume."""
+    response = client.get(query(), data=json.dumps({"instances": [RIDE, RIDE]}), content_type="application/json")
+    assert response.get_json() == {"fare": fare_of(client, query())}
+
+
 @pytest.mark.parametrize("content_type", [None, "application/json", "application/x-www-form-urlencoded"])
 def test_a_post_with_neither_body_nor_query_string_is_told_the_body_is_empty(client, content_type):
     """Not six "missing" fields: what is missing is the body."""
@@ -928,6 +934,8 @@ def test_a_model_without_model_json_or_service_area_serves_what_its_bytes_say(mo
     assert area.status_code == 404
     assert area.get_json() == {"error": "this model has no service area: it prices the whole service box",
                                "details": {"path": "see /model"}}
+    open_water = query(pickup_latitude=40.3, pickup_longitude=-73.3)  # inside the box, outside any ride's area
+    assert [client.get(ride).status_code for ride in (query(), open_water)] == [200, 200]
 
 
 # --- JSON of the wrong kind: the exact answer names the kind it got ------------------------------------
