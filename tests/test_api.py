@@ -482,6 +482,20 @@ def test_the_spec_states_the_limits_the_function_holds(client):
             f" (alias: {aliases[name]})" if name in aliases else "")
 
 
+def test_every_parameter_and_header_declares_its_type_and_the_version_header_an_example(client):
+    """Client generators type what they read from the schema; /docs' "Try it out" starts from the example."""
+    spec = client.get("/openapi.json").get_json()
+    operations = [operation for path in spec["paths"].values() for operation in path.values()]
+    parameters = [parameter for operation in operations for parameter in operation.get("parameters", [])]
+    assert parameters and all(p["schema"]["type"] == "string" and isinstance(p.get("example", p["schema"].get(
+        "example")), str) for p in parameters)
+    headers = {name: header for operation in operations for answer in operation["responses"].values()
+               for name, header in answer.get("headers", {}).items()}
+    assert {name: header["schema"]["type"] for name, header in headers.items()} == {
+        "X-Model-Version": "string", "Retry-After": "integer"}
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", headers["X-Model-Version"]["schema"]["example"])
+
+
 def test_every_answer_fits_the_schema_and_headers_the_spec_gives_its_status(client, monkeypatch, tmp_path):
     """Answers of every shape and status, checked against the served spec (the real-server check, in-process)."""
     from tests.conftest import make_client
@@ -553,6 +567,7 @@ def test_every_error_example_in_the_spec_is_the_functions_own_answer(client, mon
                "503": make_client(monkeypatch, str(tmp_path / "model.joblib")).get(query())}
     outside = client.get(query(pickup_latitude=40.3, pickup_longitude=-73.3))
     assert {key[0] for key in shown} == set(answers)
+    assert {name for status, name in shown if status == "400"} == {"error", "outside the service area"}
     for (status, name), value in shown.items():
         answer = outside if name == "outside the service area" else answers[status]
         assert (answer.status_code, answer.get_json()) == (int(status), value), (status, name)
