@@ -204,6 +204,9 @@ def test_a_single_ensemble_model_prices_every_ride_with_it_and_offers_no_range(m
     expected = np.maximum(ensemble.predict(model.features.compute(rides)), START_FARE)
     np.testing.assert_allclose(single.predict(rides), expected, rtol=0, atol=1e-9)
     assert single.segment_names == ("all rides",) and single.range_coverages == ()
+    explained = single.explain(rides)  # a breakdown too: base plus contributions, to the fare
+    np.testing.assert_array_equal(explained.fares, single.predict(rides))
+    np.testing.assert_allclose(explained.base + explained.contributions.sum(axis=1), explained.fares, rtol=0, atol=1e-9)
     assert single.service_area is model.service_area and single.long_trips is None
     assert FareModel.single(model.features, ensemble).service_area is None
 
