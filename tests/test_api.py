@@ -15,8 +15,8 @@ import pytest
 from taxifare.model import places
 from taxifare.serving import request_parsing
 from taxifare.serving.api import KSERVE_PATH, PAGES, PREDICT_PATHS
-from taxifare.serving.request_parsing import BODY_READ_TIMEOUT_SECONDS, EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
 from taxifare.serving.quoting import quoted
+from taxifare.serving.request_parsing import BODY_READ_TIMEOUT_SECONDS, EXPECTED_BODY, MAX_BODY_BYTES, MAX_ROWS
 from taxifare.serving.validation import ALIASES, MAX_REPORTED_ERRORS
 
 RIDE = {
