@@ -149,13 +149,13 @@ CHECKS = {PICKUP_DATETIME: check_pickup_datetime, PASSENGER_COUNT: check_passeng
 
 def canonical_fields(record: Record) -> tuple[Record, dict[str, str]]:
     """Map aliases to canonical names; a field given twice (repeated in JSON, or under both names) is an error."""
-    fields = {}
+    fields, sent_as = {}, {}
     errors = {ALIASES.get(key, key): f"given {count} times" for key, count in getattr(record, "repeated", {}).items()}
     for key, value in record.items():
         name = ALIASES.get(key, key)
         if name in fields:
-            errors.setdefault(name, f"given twice (as {quoted(name)} and an alias)")
-        fields[name] = value
+            errors.setdefault(name, f"given twice (as {quoted(sent_as[name])} and {quoted(key)})")
+        fields[name], sent_as[name] = value, key
     return fields, errors
 
 
