@@ -60,6 +60,13 @@ def test_only_a_body_left_unread_makes_the_connection_linger(method, headers, bo
     assert request.stream.read() == b""  # functions-framework's own read after the answer finds nothing
 
 
+def test_an_empty_content_length_is_no_body():
+    """PEP 3333: CONTENT_LENGTH "may be empty or absent"; a server that writes it empty sent no body to discard."""
+    environ = EnvironBuilder(method="GET").get_environ()
+    environ["CONTENT_LENGTH"] = ""
+    assert finish_body(Request(environ)) is False
+
+
 def too_large(size: int | None) -> dict:
     """The exact 413 for a body of `size` bytes declared (None: streamed in chunks past the cap)."""
     what = "the body" if size is None else f"a body of {size:,} bytes"
