@@ -99,6 +99,10 @@ class Server:
             pids[f"worker {index + 1}" if index else "worker"] = child
         return {name: peak_rss_mb(pid) for name, pid in pids.items()}
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process and its workers have used so far."""
+        return sum(cpu_seconds(pid) for pid in (self.process.pid, *children_of(self.process.pid)))
+
     def stop(self) -> None:
         if self.process.poll() is None:
             try:
@@ -129,6 +133,12 @@ def children_of(pid: int) -> list[int]:
     return sorted(children)
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (/proc/PID/stat fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE).group(1)) / 1024
@@ -154,6 +164,7 @@ def run_wrk(url: str, threads: int, connections: int, seconds: int) -> dict:
     return {
         "p50": percentiles[50], "p99": percentiles[99],
         "rps": float(re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE).group(1)),
+        "requests": int(re.search(r"^\s+(\d+) requests in", out, re.MULTILINE).group(1)),
         "errors": (int(non_2xx.group(1)) if non_2xx else 0)
         + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
     }
@@ -240,11 +251,17 @@ def gcs_model_row(model: Path) -> tuple[float, dict[str, float]]:
 
 
 def alternate_wrk(servers: dict[str, Server], threads: int, connections: int, seconds: int, rounds: int) -> dict:
-    """wrk against each server in turn, `rounds` times; the median of each measure per server."""
+    """wrk against each server in turn, `rounds` times; the median of each measure per server.
+
+    "cpu_ms": the server's CPU time per request. On this 2-core machine wrk competes with the server, so
+    req/s moves with whatever else runs; the server's own cost per request moves much less.
+    """
     runs = {name: [] for name in servers}
     for _ in range(rounds):
         for name, server in servers.items():
-            runs[name].append(run_wrk(server.url + PREDICT_PATH, threads, connections, seconds))
+            before = server.cpu_seconds()
+            run = run_wrk(server.url + PREDICT_PATH, threads, connections, seconds)
+            runs[name].append({**run, "cpu_ms": (server.cpu_seconds() - before) * 1e3 / max(run["requests"], 1)})
     return {name: {key: statistics.median(run[key] for run in results) if key != "errors"
                    else sum(run[key] for run in results) for key in results[0]}
             for name, results in runs.items()}
@@ -350,6 +367,8 @@ def main() -> int:
         ("  our HTTP path with a constant-fare model; / empty",
          f"{many['constant']['rps']:.0f} req/s; {many['constant']['rps'] / many['empty']['rps']:.2f}x", "reference",
          None),
+        ("  server CPU per request (master + worker): function; empty handler",
+         f"{many['function']['cpu_ms']:.2f}; {many['empty']['cpu_ms']:.2f} ms", "reference", None),
         ("wrk non-2xx responses + socket errors", f"{errors}", "0", errors == 0),
         (f"POST {BATCH_ROWS:,} instances ({len(body) / 1e6:.1f} MB): client wall, median of {batches}",
          f"{statistics.median(batch_times) * 1e3:.0f} ms", "<= 150 ms", statistics.median(batch_times) <= 0.150),
@@ -360,6 +379,8 @@ def main() -> int:
              "not faster", single["function"]["p50"] <= single["baseline"]["p50"] * 1.05),
             ("previous release: 16 connections", f"{many['baseline']['rps']:.0f} req/s", "not more",
              many["function"]["rps"] >= many["baseline"]["rps"] * 0.95),
+            ("previous release: server CPU per request, 16 connections", f"{many['baseline']['cpu_ms']:.2f} ms",
+             "not less", many["function"]["cpu_ms"] <= many["baseline"]["cpu_ms"] * 1.05),
         ]
     print(f"\n(1-minute load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)\n")
     return print_targets(rows)
