@@ -5,6 +5,7 @@ import pytest
 
 from taxifare.model import geometry
 from taxifare.model.loading import loads
+from taxifare.model.long_trips import LongTrips
 
 MIDTOWN = geometry.LANDMARKS["midtown"]
 DISTANCES_KM = (10.0, 20.0, 30.0, 40.0)
@@ -70,3 +71,23 @@ def test_a_long_ride_alone_and_in_a_batch_get_the_same_fare(model):
     batch = model.predict(rides)
     alone = [model.predict({name: values[[i]] for name, values in rides.items()})[0] for i in range(4)]
     np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"column": -1}, "long_trips.column must be a feature index"),
+    ({"column": 59}, "long_trips.column must be a feature index"),
+    ({"column": 3.0}, "long_trips.column must be a feature index"),
+    ({"reach_km": float("nan")}, "long_trips' reach and rate must be finite, non-negative floats"),
+    ({"rate": float("inf")}, "long_trips' reach and rate must be finite, non-negative floats"),
+    ({"rate": -0.5}, "long_trips' reach and rate must be finite, non-negative floats"),
+    ({"reach_km": 30}, "long_trips' reach and rate must be finite, non-negative floats"),  # an int: not as trained
+])
+def test_a_malformed_floor_is_refused_naming_the_part(change, message):
+    with pytest.raises(ValueError) as refused:
+        LongTrips(**{"column": 5, "reach_km": 30.0, "rate": 1.5, **change}).check(n_features=59)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize("edge", [{"column": 0}, {"column": 58}, {"reach_km": 0.0}, {"rate": 0.0}])
+def test_a_floor_at_the_edges_of_what_is_valid_passes_the_check(edge):
+    LongTrips(**{"column": 5, "reach_km": 30.0, "rate": 1.5, **edge}).check(n_features=59)

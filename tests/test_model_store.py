@@ -317,10 +317,14 @@ def test_a_local_path_that_is_not_a_model_file_fails_fast(monkeypatch, tmp_path,
     assert time.monotonic() - started < 2
 
 
-def test_a_gcs_object_over_the_size_cap_is_refused_while_reading(monkeypatch, bucket, model_bytes):
+def test_a_gcs_object_over_the_size_cap_is_refused_while_reading(monkeypatch, bucket, model_bytes, capsys):
+    """Callers read which setting refused it; the operator's log line also says which object and what limit."""
     bucket.publish()
-    monkeypatch.setenv("MODEL_MAX_BYTES", str(len(model_bytes) // 2))
+    limit = len(model_bytes) // 2
+    monkeypatch.setenv("MODEL_MAX_BYTES", str(limit))
     assert_unavailable(make_client(monkeypatch, MODEL_URI).get(PREDICT), "over the MODEL_MAX_BYTES limit")
+    errors = [entry for entry in map(json.loads, capsys.readouterr().out.splitlines()) if entry["severity"] == "ERROR"]
+    assert f"ObjectTooLarge('{MODEL_URI} is over the {limit:,}-byte limit')" in errors[0]["detail"]
 
 
 def test_a_fork_while_a_download_is_in_flight_waits_for_it_so_the_child_has_the_model(monkeypatch, bucket):
