@@ -55,6 +55,17 @@ def test_short_rides_and_trips_are_priced_by_their_own_bags(model, valid_rides):
     np.testing.assert_allclose(model.predict(rides)[short], model.fares[0].predict(X[short]), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("segment", [0, 1])
+def test_a_batch_all_in_one_segment_is_priced_as_each_ride_alone(model, valid_rides, segment):
+    """The short-trip bag alone (rides that never moved), or the trip bag alone: no segment is assumed present."""
+    rides = valid_rides.drop(columns="fare_amount")
+    X = model.features.compute(rides)
+    rides = rides[model.segments_of(X) == segment].iloc[:5]
+    assert len(rides) == 5
+    alone = [model.predict(rides.iloc[[row]])[0] for row in range(len(rides))]
+    np.testing.assert_allclose(model.predict(rides), alone, rtol=0, atol=1e-9)
+
+
 def test_compiled_fares_equal_the_pipeline_on_10000_synthetic_rides(model, pipeline):
     rides = generate_rides(10_000, seed=7).drop(columns="fare_amount")
     np.testing.assert_allclose(model.predict(rides), pipeline.predict(rides), rtol=0, atol=1e-9)
