@@ -831,7 +831,8 @@ def test_an_unexpected_error_is_a_plain_500_with_cors_and_one_logged_trace(clien
     assert traces[0]["message"].startswith("unhandled error on GET /predict\n")
     assert "RuntimeError: secret internals" in traces[0]["message"]
     (request,) = [entry for entry in entries if "httpRequest" in entry]
-    assert (request["severity"], request["httpRequest"]["status"], request["error"]) == ("ERROR", 500, "RuntimeError")
+    assert (request["severity"], request["httpRequest"]["status"], request["error"], request["rows"]) == (
+        "ERROR", 500, "RuntimeError", 0)  # no fare was served
     monkeypatch.undo()
     assert client.get(query()).status_code == 200  # the next request is answered as usual
 
