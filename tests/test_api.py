@@ -627,8 +627,10 @@ def test_refused_requests_log_a_warning(client, capsys):
     assert entry["severity"] == "WARNING" and entry["httpRequest"]["status"] == 400
 
 
-def test_the_log_line_counts_the_rides_priced_and_none_for_other_answers(client, capsys):
+def test_the_log_line_counts_the_rides_priced_and_none_for_other_answers(client, capsys, monkeypatch, tmp_path):
     """`rows` is what an operator sums to count fares served: only an answer with fares counts any."""
+    from tests.conftest import make_client
+
     client.get(query())
     capsys.readouterr()
     client.get(query())
@@ -636,13 +638,17 @@ def test_the_log_line_counts_the_rides_priced_and_none_for_other_answers(client,
     client.options("/predict")
     client.get("/")
     client.get(query(pickup_latitude="x"))
+    client.get(query(range="abc"))
     client.put("/predict")
     client.get("/nowhere")
     client.options("/health")
     client.delete("/health")
     client.get("/health")
+    make_client(monkeypatch, str(tmp_path / "missing.joblib")).get(query())  # 503: no model
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [entry["rows"] for entry in lines if "httpRequest" in entry] == [1, 3, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert [(entry["httpRequest"]["status"], entry["rows"]) for entry in lines if "httpRequest" in entry] == [
+        (200, 1), (200, 3), (204, 0), (200, 0), (400, 0), (400, 0), (405, 0), (404, 0), (204, 0), (405, 0), (200, 0),
+        (503, 0)]
 
 
 # --- strict where the contract is strict; limits that act before work grows ----------------

@@ -78,6 +78,18 @@ def test_a_json_range_must_be_a_number_not_a_boolean(client):
     assert response.status_code == 400 and "range" in response.get_json()["details"]
 
 
+def test_a_model_without_ranges_says_it_offers_none(monkeypatch, tmp_path, model_path):
+    import dataclasses
+
+    from tests.conftest import make_client
+
+    bare = dataclasses.replace(loading.loads(Path(model_path).read_bytes()), fare_range=None)
+    (tmp_path / "model.joblib").write_bytes(loading.dumps(bare))
+    response = make_client(monkeypatch, str(tmp_path / "model.joblib")).get(query(range=80))
+    assert (response.status_code, response.get_json()) == (
+        400, {"error": "invalid range", "details": {"range": "no 80% range: this model offers none"}})
+
+
 def test_bigquery_gets_a_range_error_as_an_error_message(client):
     response = client.post("/", json={"calls": CALLS, "userDefinedContext": {"range": "70"}})
     assert response.status_code == 400 and "range" in response.get_json()["errorMessage"]
