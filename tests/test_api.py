@@ -762,8 +762,25 @@ def test_a_post_without_a_body_is_read_from_its_query_string(client, content_typ
 
 def test_a_get_is_priced_from_its_url_and_any_body_it_carries_is_ignored(client):
     """A GET's body has no meaning (RFC 9110 §9.3.1): the ride is the one in the URL, as every cache would assume."""
-    response = client.get(query(), data=json.dumps({"instances": [RIDE, RIDE]}), content_type="application/json")
+    body = {"data": json.dumps({"instances": [RIDE, RIDE]}), "content_type": "application/json"}
+    response = client.get(query(), **body)
     assert response.get_json() == {"fare": fare_of(client, query())}
+    head = client.head(query(), **body)  # HEAD answers as GET would, without the body
+    assert (head.status_code, head.headers["Content-Length"]) == (200, response.headers["Content-Length"])
+
+
+def test_a_json_array_sent_as_a_form_is_read_as_json(client):
+    """curl -d '[...]': JSON, not a form; so the answer is the JSON one, naming what the body should be."""
+    response = client.post("/", data=json.dumps([RIDE]), content_type="application/x-www-form-urlencoded")
+    assert response.get_json() == {"error": BODY_ERROR, "details": {"body": "got a JSON array"}}
+
+
+@pytest.mark.parametrize(("field", "edge"), [("pickup_latitude", 40.0), ("pickup_latitude", 42.0),
+                                             ("pickup_longitude", -74.3), ("pickup_longitude", -72.9)])
+def test_a_point_on_the_service_box_edge_is_inside_the_box_and_left_to_the_models_area(client, field, edge):
+    """The box's bounds are inclusive: at the edge, the ride is priced or refused by the model's finer area."""
+    answer = client.get(query(**{field: edge})).get_json()
+    assert list(answer) == ["fare"] or list(answer["details"]) == ["pickup"], answer
 
 
 @pytest.mark.parametrize("content_type", [None, "application/json", "application/x-www-form-urlencoded"])
