@@ -200,6 +200,13 @@ def test_json_values_of_the_wrong_type_are_named(client, value):
     assert_rejected(client.post("/", json={**RIDE, "pickup_latitude": value}), 400, "pickup_latitude", "not a number")
 
 
+@pytest.mark.parametrize(("value", "shown"), [(1373131080, "1373131080"), (None, "null"), ([2013], "[2013]")])
+def test_a_pickup_time_that_is_not_a_string_is_named_as_sent(client, value, shown):
+    """An epoch number is not taken for a time: the answer says what was sent, in JSON."""
+    response = client.post("/", json={**RIDE, "pickup_datetime": value})
+    assert response.get_json()["details"] == {"pickup_datetime": f"not a date and time string: {shown}"}
+
+
 def test_datetime_must_be_a_string(client):
     assert_rejected(client.post("/", json={**RIDE, "pickup_datetime": 1373145480}), 400, "pickup_datetime", "string")
 
@@ -658,6 +665,13 @@ def test_a_json_key_given_twice_is_refused_like_a_repeated_query_field(client):
     response = client.post("/", data=body, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json() == {"error": "invalid ride fields", "details": {"passenger_count": "given 2 times"}}
+
+
+def test_an_alias_given_twice_in_json_is_refused_under_the_fields_name(client):
+    ride = {key: value for key, value in RIDE.items() if key != "pickup_latitude"}
+    body = '{"lat1": 40.7, "lat1": 40.71, ' + json.dumps(ride)[1:]
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.get_json() == {"error": "invalid ride fields", "details": {"pickup_latitude": "given 2 times"}}
 
 
 def test_a_repeated_key_in_a_batch_names_the_row(client):
