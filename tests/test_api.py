@@ -667,6 +667,13 @@ def test_a_json_key_given_twice_is_refused_like_a_repeated_query_field(client):
     assert response.get_json() == {"error": "invalid ride fields", "details": {"passenger_count": "given 2 times"}}
 
 
+def test_a_repeated_field_does_not_hide_the_rows_other_errors(client):
+    ride = {key: value for key, value in RIDE.items() if key != "passenger_count"}
+    body = '{"pickup_datetime": "2013-07-06 17:18:00", ' + json.dumps(ride)[1:]
+    response = client.post("/", data=body, content_type="application/json")
+    assert response.get_json()["details"] == {"pickup_datetime": "given 2 times", "passenger_count": "missing"}
+
+
 def test_an_alias_given_twice_in_json_is_refused_under_the_fields_name(client):
     ride = {key: value for key, value in RIDE.items() if key != "pickup_latitude"}
     body = '{"lat1": 40.7, "lat1": 40.71, ' + json.dumps(ride)[1:]
