@@ -71,12 +71,11 @@ def start(mutant: str, tests: list[str]) -> int:
     os._exit(int(code))
 
 
-def save(meta: Path, verdicts: dict[str, tuple[int, float]]) -> None:
-    """Write verdicts into a mutmut result file, as mutmut itself records them."""
+def save(meta: Path, mutant: str, code: int, seconds: float) -> None:
+    """Write a verdict into a mutmut result file, as mutmut itself records them."""
     data = json.loads(meta.read_text())
-    for mutant, (code, seconds) in verdicts.items():
-        data["exit_code_by_key"][mutant] = code
-        data["durations_by_key"][mutant] = seconds
+    data["exit_code_by_key"][mutant] = code
+    data["durations_by_key"][mutant] = seconds
     meta.write_text(json.dumps(data, indent=4))
 
 
@@ -117,7 +116,7 @@ def main() -> int:
             counts[verdict] += 1
             print(f"{verdict:>14} {seconds:5.1f} s  {mutant}", flush=True)
             if code in (KILLED, SURVIVED):
-                save(meta, {mutant: (code, round(seconds, 3))})
+                save(meta, mutant, code, round(seconds, 3))
     print(", ".join(f"{count} {verdict}" for verdict, count in counts.items()))
     return 0
 

@@ -149,13 +149,14 @@ CHECKS = {PICKUP_DATETIME: check_pickup_datetime, PASSENGER_COUNT: check_passeng
 
 def canonical_fields(record: Record) -> tuple[Record, dict[str, str]]:
     """Map aliases to canonical names; a field given twice (repeated in JSON, or under both names) is an error."""
-    fields, sent_as = {}, {}
+    fields = {}
     errors = {ALIASES.get(key, key): f"given {count} times" for key, count in getattr(record, "repeated", {}).items()}
     for key, value in record.items():
         name = ALIASES.get(key, key)
         if name in fields:
-            errors.setdefault(name, f"given twice (as {quoted(sent_as[name])} and {quoted(key)})")
-        fields[name], sent_as[name] = value, key
+            first = next(sent for sent in record if ALIASES.get(sent, sent) == name)
+            errors.setdefault(name, f"given twice (as {quoted(first)} and {quoted(key)})")
+        fields[name] = value
     return fields, errors
 
 
