@@ -288,19 +288,22 @@ BIGQUERY_MISTAKES = {  # what a user types -> (arguments, environment change, wh
 
 
 @pytest.mark.parametrize("mistake", BIGQUERY_MISTAKES)
-def test_each_bigquery_mistake_is_one_error_line(bigquery, odd_tables, mistake, tmp_path):
-    from tests.test_cli import no_google_credentials, run
+def test_each_bigquery_mistake_is_one_error_line(bigquery, odd_tables, mistake, tmp_path, monkeypatch, capsys):
+    """In the test's process, for speed: test_cli checks that a mistake in its own process is one line too."""
+    from tests.test_cli import no_google_credentials, run_here
 
     args, env_change, said = BIGQUERY_MISTAKES[mistake]
     fill = {"kaggle": bigquery.tables.kaggle, **odd_tables}
-    env = no_google_credentials(tmp_path) if env_change == "no credentials" else {**bigquery.env, **env_change}
+    env = env_change
     if env_change == "no credentials":
-        env |= {"BIGQUERY_EMULATOR_HOST": "", "GOOGLE_CLOUD_PROJECT": "my-project"}
-    result = run("train", *(arg.format(**fill) for arg in args), "--out", str(tmp_path / "model"), env=env)
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1, result.stderr
+        env = no_google_credentials(tmp_path) | {"BIGQUERY_EMULATOR_HOST": "", "GOOGLE_CLOUD_PROJECT": "my-project"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    status, out, err = run_here(capsys, "train", *(arg.format(**fill) for arg in args), "--out", str(tmp_path / "model"))
+    assert status == 1, err
+    assert "Traceback" not in err + out
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1, err
     for words in said:
         assert words.format(**fill) in errors[0], errors[0]
     assert not (tmp_path / "model" / "model.joblib").exists()

@@ -4,11 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from taxifare.training.cli import DATA_DIR_ENV
+from taxifare.training.cli import DATA_DIR_ENV, main
 from tests.conftest import REPO
 
 
@@ -51,11 +52,18 @@ def _number(cell: str) -> bool:
     return cell == "-" or cell.replace(".", "", 1).isdigit()
 
 
-def test_without_data_it_trains_on_the_shared_rides(shared_csvs, tmp_path):
-    result = run("train", "--out", str(tmp_path), "--limit", "4000",
-                 env={DATA_DIR_ENV: os.path.dirname(shared_csvs[0])})
+@pytest.fixture(scope="module")
+def trained_without_data(shared_csvs, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`train` given no data but the shared rides' directory: its run and its output directory (one training, which
+    two tests read)."""
+    out = tmp_path_factory.mktemp("default-data")
+    return run("train", "--out", str(out), "--limit", "4000", env={DATA_DIR_ENV: os.path.dirname(shared_csvs[0])}), out
+
+
+def test_without_data_it_trains_on_the_shared_rides(trained_without_data):
+    result, out = trained_without_data
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "model.json").read_text())["data"]["sources"] == ["train_10k.csv"]
+    assert json.loads((out / "model.json").read_text())["data"]["sources"] == ["train_10k.csv"]
 
 
 def test_without_any_real_data_it_says_it_trains_on_synthetic_rides(tmp_path):
@@ -106,28 +114,62 @@ MISTAKES = {  # what a newcomer types -> (exit status, what the one error line m
 }
 
 
-@pytest.mark.parametrize("mistake", MISTAKES)
-def test_each_mistake_is_one_error_line_with_the_fix(mistake, shared_csvs, tmp_path):
-    args, status, said = MISTAKES[mistake]
+def run_here(capsys, *args: str) -> tuple[int, str, str]:
+    """`python -m taxifare ARGS` in this process, without an interpreter's start-up: (exit status, stdout, stderr)."""
+    try:
+        status = main(list(args))
+    except SystemExit as usage:
+        status = usage.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def mistake_args(mistake: str, shared_csvs, tmp_path) -> tuple[list[str], dict[str, str]]:
+    """The mistake's command line, with its files filled in and a model directory to (not) write; the fill."""
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("id,price\n1,2.5\n")
     fill = {"shared": shared_csvs[0], "wrong": str(wrong), "tmp": str(tmp_path)}
-    args = [arg.format(**fill) for arg in args]
+    args = [arg.format(**fill) for arg in MISTAKES[mistake][0]]
     if args[0] == "train":
         args += ["--out", str(tmp_path / "model")]
     if args[0] == "evaluate":
         args += ["--data", shared_csvs[1]]
-    result = run(*args, env=no_google_credentials(tmp_path))
-    assert result.returncode == status, result.stderr
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1, result.stderr
+    return args, fill
+
+
+def assert_one_error_line(mistake: str, args: list[str], fill: dict[str, str], answer: tuple[int, str, str],
+                          tmp_path) -> None:
+    """The mistake's exit status and one error line saying what it must, no traceback, nothing trained."""
+    status, out, err = answer
+    _, expected_status, said = MISTAKES[mistake]
+    assert status == expected_status, err
+    assert "Traceback" not in err and "Traceback" not in out
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1, err
     for words in said:
         assert words.format(**fill) in errors[0], errors[0]
     assert "[Errno" not in errors[0]
     assert not (tmp_path / "model" / "model.joblib").exists()  # --upload is checked before anything is trained
-    if status == 2:  # a usage error shows the command's own usage
-        assert result.stderr.startswith(f"usage: python -m taxifare {args[0]} "), result.stderr
+    if expected_status == 2:  # a usage error shows the command's own usage
+        assert err.startswith(f"usage: python -m taxifare {args[0]} "), err
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_each_mistake_is_one_error_line_with_the_fix(mistake, shared_csvs, tmp_path, monkeypatch, capsys):
+    for name, value in no_google_credentials(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    args, fill = mistake_args(mistake, shared_csvs, tmp_path)
+    assert_one_error_line(mistake, args, fill, run_here(capsys, *args), tmp_path)
+
+
+def test_a_mistake_in_its_own_process_is_one_error_line_too(shared_csvs, tmp_path):
+    """As a user meets it: a fresh interpreter, where nothing was imported or configured before (the mistakes above
+    run in the test's process, for speed)."""
+    mistake = "--upload without credentials"
+    args, fill = mistake_args(mistake, shared_csvs, tmp_path)
+    result = run(*args, env=no_google_credentials(tmp_path))
+    assert_one_error_line(mistake, args, fill, (result.returncode, result.stdout, result.stderr), tmp_path)
 
 
 @pytest.mark.parametrize("command", [["train"], ["evaluate", "--model", "m.joblib"],
@@ -155,11 +197,12 @@ def test_evaluate_help_says_what_the_seed_seeds_there():
     assert "split" not in text and "the model (default" not in text
 
 
-def test_evaluate_warns_when_the_data_was_part_of_training(shared_csvs, tmp_path):
-    assert run("train", "--data", shared_csvs[0], "--limit", "3000", "--out", str(tmp_path)).returncode == 0
-    seen = run("evaluate", "--model", str(tmp_path / "model.joblib"), "--data", shared_csvs[0], "--limit", "2000")
+def test_evaluate_warns_when_the_data_was_part_of_training(trained_without_data, shared_csvs):
+    trained, out = trained_without_data  # on train_10k.csv only
+    assert trained.returncode == 0, trained.stderr
+    seen = run("evaluate", "--model", str(out / "model.joblib"), "--data", shared_csvs[0], "--limit", "2000")
     assert seen.returncode == 0 and "RMSE" in seen.stdout
     assert "train_10k.csv was part of this model's training data" in seen.stderr and "optimistic" in seen.stderr
-    unseen = run("evaluate", "--model", str(tmp_path / "model.joblib"), "--data", shared_csvs[1], "--limit", "2000")
+    unseen = run("evaluate", "--model", str(out / "model.joblib"), "--data", shared_csvs[1], "--limit", "2000")
     assert unseen.returncode == 0 and "RMSE" in unseen.stdout
     assert "training data" not in unseen.stderr

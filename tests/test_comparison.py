@@ -11,13 +11,13 @@ import pytest
 
 from taxifare.model.features import GROUPS
 from taxifare.model.schema import FARE
-from taxifare.training.cli import main
 from taxifare.training.comparison import HEADLINE, Outcome, compare, format_comparison, segments
 from taxifare.training.data import Selection
 from taxifare.training.evaluation import build_baselines
 from taxifare.training.sources import load_rides
 from taxifare.training.train import train_and_save
 from tests.conftest import EXTRA_CSV, REPO, TRAIN_CSV
+from tests.test_cli import run_here
 
 SMALL = 5000
 """Rides each test model is trained on: enough for a model that beats the baselines, quick to fit."""
@@ -42,12 +42,7 @@ def models(shared_csvs, tmp_path_factory) -> dict[str, str]:
 
 def compare_cli(capsys, *args: str) -> tuple[int, str, str]:
     """`taxifare compare ARGS` in this process: (exit status, stdout, stderr)."""
-    try:
-        status = main(["compare", *args])
-    except SystemExit as usage:
-        status = usage.code
-    out, err = capsys.readouterr()
-    return status, out, err
+    return run_here(capsys, "compare", *args)
 
 
 def test_two_models_that_differ_only_in_seed_show_no_difference_within_30_seconds(models):
