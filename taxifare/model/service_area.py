@@ -166,10 +166,13 @@ def _signed_area(ring: Ring) -> float:
 
 
 def _encloses(ring: Ring, x: float, y: float) -> bool:
-    """Ray casting: whether the point (never on an edge: cell centres are at half-integers) is inside."""
+    """Ray casting: whether the point (never on an edge: cell centres are at half-integers) is inside.
+
+    The ring runs along cell edges, so only its vertical edges cross the eastward ray, each at its own x.
+    """
     inside = False
-    for (x0, y0), (x1, y1) in itertools.pairwise(ring):
-        if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+    for (x0, y0), (_, y1) in itertools.pairwise(ring):
+        if (y0 > y) != (y1 > y) and x < x0:
             inside = not inside
     return inside
 
