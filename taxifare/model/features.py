@@ -101,7 +101,7 @@ class RideFeatureMap:
               landmarks: Mapping[str, tuple[float, float]] | None = None) -> "RideFeatureMap":
         """The map for a time zone and landmarks (default: New York, its airports and Midtown)."""
         landmarks = geometry.LANDMARKS if landmarks is None else landmarks
-        instants, offsets = local_time.utc_offset_table(timezone)
+        instants, offsets = local_time.shared_offset_table(timezone)
         names = tuple(landmarks)
         return cls(instants, offsets, names, np.array([landmarks[name] for name in names], dtype=np.float64))
 

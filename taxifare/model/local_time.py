@@ -5,6 +5,7 @@ the transformer learns the zone's UTC-offset table once (at fit time) and conver
 binary search: exact for every instant the IANA database covers, DST changes included.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -52,6 +53,16 @@ def utc_offset_table(zone: str, years: tuple[int, int] = TABLE_YEARS) -> tuple[n
         instants.append(hi)
         offsets.append(offset_at(hi))
     return np.array(instants, dtype=np.int64), np.array(offsets, dtype=np.int64)
+
+
+@functools.cache
+def shared_offset_table(zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """utc_offset_table(zone), built once per process and read-only: it takes ~0.2 s of pure Python, and training
+    builds a feature map at each of its eight pipeline fits."""
+    table = utc_offset_table(zone)
+    for array in table:
+        array.setflags(write=False)
+    return table
 
 
 def to_local_seconds(utc_seconds: np.ndarray, instants: np.ndarray, offsets: np.ndarray) -> np.ndarray:
