@@ -190,6 +190,56 @@ def test_a_fare_range_without_two_ensembles_is_refused_saying_so(model):
     assert str(refused.value) == "a fare range needs two TreeEnsembles"
 
 
+LENGTHS = "tree arrays differ in length"
+COVER = "cover must count at least one training row at every node"
+DEPTH = "depth must be an int from 0 to 64 and baseline a float"
+MALFORMED_TREES = {  # a change to the model's first ensemble -> its refusal, word for word
+    "value float32": (lambda e: {"value": e.value.astype(np.float32)}, "value must be a 1-d float64 array"),
+    "roots int32": (lambda e: {"roots": e.roots.astype(np.int32)}, "roots must be a 1-d int64 array"),
+    "feature 2-d": (lambda e: {"feature": e.feature[:, None]}, "feature must be a 1-d int64 array"),
+    "children float": (lambda e: {"children": e.children.astype(float)}, "children must be a 1-d int64 array"),
+    "threshold float32": (lambda e: {"threshold": e.threshold.astype(np.float32)},
+                          "threshold must be a 1-d float64 array"),
+    "missing_left int": (lambda e: {"missing_left": e.missing_left.astype(np.intp)},
+                         "missing_left must be a 1-d bool array"),
+    "cover a list": (lambda e: {"cover": list(e.cover)}, "cover must be a 1-d float64 array"),
+    "feature short": (lambda e: {"feature": e.feature[:-1]}, LENGTHS),
+    "threshold short": (lambda e: {"threshold": e.threshold[:-1]}, LENGTHS),
+    "missing_left short": (lambda e: {"missing_left": e.missing_left[:-1]}, LENGTHS),
+    "cover short": (lambda e: {"cover": e.cover[:-1]}, LENGTHS),
+    "children short": (lambda e: {"children": e.children[:-1]}, LENGTHS),
+    "no roots": (lambda e: {"roots": e.roots[:0]}, LENGTHS),
+    "a zero cover": (lambda e: {"cover": np.where(np.arange(len(e.cover)) == 3, 0.0, e.cover)}, COVER),
+    "a NaN cover": (lambda e: {"cover": np.where(np.arange(len(e.cover)) == 3, np.nan, e.cover)}, COVER),
+    "an infinite cover": (lambda e: {"cover": np.where(np.arange(len(e.cover)) == 3, np.inf, e.cover)}, COVER),
+    "a root past the end": (lambda e: {"roots": np.append(e.roots[1:], len(e.value))},
+                            lambda e, n: f"roots has indices outside 0..{len(e.value) - 1}"),
+    "a negative child": (lambda e: {"children": np.where(np.arange(len(e.children)) == 0, -1, e.children)},
+                         lambda e, n: f"children has indices outside 0..{len(e.value) - 1}"),
+    "a feature past the end": (lambda e: {"feature": np.where(np.arange(len(e.feature)) == 0, 10**6, e.feature)},
+                               lambda e, n: f"feature has indices outside 0..{n - 1}"),
+    "a negative depth": (lambda e: {"depth": -1}, DEPTH),
+    "depth 65": (lambda e: {"depth": 65}, DEPTH),
+    "a float depth": (lambda e: {"depth": float(e.depth)}, DEPTH),
+    "an int baseline": (lambda e: {"baseline": 11}, DEPTH),
+}
+
+
+@pytest.mark.parametrize("malformed", MALFORMED_TREES)
+def test_a_malformed_ensemble_is_refused_saying_what_is_wrong(model, malformed):
+    """A model file's trees are checked at load, before any walk trusts their indices: each flaw has its own refusal."""
+    change, message = MALFORMED_TREES[malformed]
+    ensemble, n_features = model.fares[0], len(model.feature_names())
+    with pytest.raises(ValueError) as refused:
+        dataclasses.replace(ensemble, **change(ensemble)).check(n_features)
+    assert str(refused.value) == (message(ensemble, n_features) if callable(message) else message)
+
+
+@pytest.mark.parametrize("depth", [0, 64])
+def test_depths_from_0_to_64_pass_the_check(model, depth):
+    dataclasses.replace(model.fares[0], depth=depth).check(len(model.feature_names()))
+
+
 def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, valid_rides):
     rides = valid_rides.drop(columns="fare_amount").iloc[:400]
     ensemble = model.fares[1]

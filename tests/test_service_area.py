@@ -117,11 +117,44 @@ def test_one_ride_is_looked_up_as_a_batch_is(points):
     assert area.all_inside(twice) is expected
 
 
-def test_an_area_reaching_its_grids_outer_ring_is_refused():
+def ring_cell(row: int, column: int) -> np.ndarray:
+    """A 4x4 grid with one inside cell in the middle and one at (row, column)."""
     cells = np.zeros((4, 4), dtype=bool)
-    cells[0, 2] = True
-    with pytest.raises(ValueError, match="outer ring"):
-        ServiceArea(-74.0, 40.0, 0.1, 0.2, cells).check()
+    cells[1, 1] = cells[row, column] = True
+    return cells
+
+
+NUMBERS = "service_area needs finite float corners and positive cell sizes"
+OUTER_RING = "service_area's outer ring of cells must be outside: points off the grid land there"
+MALFORMED_AREAS = {  # (west, south, cell_lon, cell_lat, cells) -> the refusal, word for word
+    "cells not bool": ((-74.0, 40.0, 0.1, 0.2, ring_cell(1, 1).astype(np.int8)),
+                       "service_area.cells must be a 2-d bool array"),
+    "cells one-dimensional": ((-74.0, 40.0, 0.1, 0.2, ring_cell(1, 1)[1]), "service_area.cells must be a 2-d bool array"),
+    "an int corner": ((-74, 40.0, 0.1, 0.2, ring_cell(1, 1)), NUMBERS),
+    "a NaN corner": ((-74.0, np.nan, 0.1, 0.2, ring_cell(1, 1)), NUMBERS),
+    "an infinite cell size": ((-74.0, 40.0, np.inf, 0.2, ring_cell(1, 1)), NUMBERS),
+    "a zero cell width": ((-74.0, 40.0, 0.0, 0.2, ring_cell(1, 1)), NUMBERS),
+    "a negative cell height": ((-74.0, 40.0, 0.1, -0.2, ring_cell(1, 1)), NUMBERS),
+    "no cell inside": ((-74.0, 40.0, 0.1, 0.2, np.zeros((4, 4), dtype=bool)), "service_area has no cell inside"),
+    "the first row": ((-74.0, 40.0, 0.1, 0.2, ring_cell(0, 2)), OUTER_RING),
+    "the last row": ((-74.0, 40.0, 0.1, 0.2, ring_cell(3, 2)), OUTER_RING),
+    "the first column": ((-74.0, 40.0, 0.1, 0.2, ring_cell(2, 0)), OUTER_RING),
+    "the last column": ((-74.0, 40.0, 0.1, 0.2, ring_cell(2, 3)), OUTER_RING),
+}
+
+
+@pytest.mark.parametrize("malformed", MALFORMED_AREAS)
+def test_a_malformed_area_is_refused_saying_what_is_wrong(malformed):
+    """A model file's area is checked at load: each flaw refused with its own message (the operator's log shows it)."""
+    fields, message = MALFORMED_AREAS[malformed]
+    with pytest.raises(ValueError) as refused:
+        ServiceArea(*fields).check()
+    assert str(refused.value) == message
+
+
+def test_the_smallest_area_that_keeps_its_outer_ring_outside_is_accepted():
+    ServiceArea(-74.0, 40.0, 0.1, 0.2, ring_cell(1, 2)).check()  # one row and column in from each edge: fine
+    ServiceArea(-74.0, 40.0, 0.1, 0.2, ring_cell(2, 2)).check()
 
 
 def ring_contains(rings: list, x: float, y: float) -> bool:
