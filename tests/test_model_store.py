@@ -121,6 +121,36 @@ def test_model_json_without_a_version_still_serves_with_a_derived_one(monkeypatc
     assert client.get("/health").get_json()["model_version"] == f"sha256-{metadata['sha256'][:12]}"
 
 
+def model_json_warnings(out: str) -> list[dict]:
+    """The log's WARNING lines about model.json (which the store reads after the model itself)."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["severity"] == "WARNING" and "model.json" in line["message"]]
+
+
+@pytest.mark.parametrize("published", ["of other bytes", "missing", "not JSON"])
+def test_a_model_json_that_does_not_describe_the_model_is_ignored_with_a_warning(monkeypatch, bucket, metadata,
+                                                                                  model_bytes, capsys, published):
+    """The model serves under a version derived from its bytes, never under another model's description; the operator
+    is told why (a WARNING: the service works, its /model says less)."""
+    if published == "of other bytes":
+        bucket.upload(METADATA_URI, json.dumps({**metadata, "sha256": "0" * 64}).encode())
+    elif published == "not JSON":
+        bucket.upload(METADATA_URI, b"{model")
+    bucket.upload(MODEL_URI, model_bytes)
+    client = make_client(monkeypatch, MODEL_URI)
+    assert client.get(PREDICT).status_code == 200
+    derived = {"model_version": f"sha256-{metadata['sha256'][:12]}", "sha256": metadata["sha256"]}
+    assert client.get("/model").get_json() == derived
+    warnings = model_json_warnings(capsys.readouterr().out)
+    assert len(warnings) == 1, warnings
+    said = {"of other bytes": f"ignoring {METADATA_URI}: it describes other model bytes",
+            "missing": "no usable model.json beside the model: metadata file not found at the configured MODEL_URI",
+            "not JSON": "no usable model.json beside the model: Expecting property name enclosed in double quotes: "
+                        "line 1 column 2 (char 1)"}
+    assert warnings[0]["message"] == said[published]
+    assert warnings[0].get("metadata_uri") == (None if published == "of other bytes" else METADATA_URI)
+
+
 def test_object_deleted_while_warm_keeps_serving(monkeypatch, bucket):
     bucket.publish()
     client = make_client(monkeypatch, MODEL_URI)
