@@ -26,19 +26,24 @@ MUTANTS = REPO / "mutants"
 MODEL_CACHE_ENV = "TAXIFARE_TEST_MODEL_CACHE"
 """Where the tests keep their trained model between processes (tests/conftest.py): without it each would train."""
 STATS_FILE = MUTANTS / "mutmut-stats.json"
-KILLED, SURVIVED = 1, 0
-"""mutmut's result codes: a test failed; every test passed."""
+KILLED, SURVIVED, NO_TESTS = 1, 0, 33
+"""mutmut's result codes: a test failed; every test passed; no test reaches the function (as mutmut maps them)."""
 PRELOADED = ("numpy", "pandas", "sklearn.ensemble", "joblib", "flask", "functions_framework", "hypothesis",
              "google.cloud.storage", "pytest")
 """Imported once here, before forking: each mutant's process starts with them (never taxifare: mutants/ has its own)."""
 
 
 def unchecked(names: list[str]) -> dict[Path, list[str]]:
-    """The mutants without a result (matching `names`, globs allowed, if given), by result file."""
+    """The mutants without a verdict (matching `names`, globs allowed, if given), by result file.
+
+    "No tests" is no verdict: mutmut maps tests by tracing calls in pytest's own process, so it never sees code
+    that only a forked child or a server subprocess runs (model_store's after-fork hooks). The module's own
+    tests do run such code.
+    """
     found = {}
     for meta in sorted(MUTANTS.glob("taxifare/**/*.py.meta")):
         results = json.loads(meta.read_text())["exit_code_by_key"]
-        keys = [key for key, code in results.items() if code is None
+        keys = [key for key, code in results.items() if code in (None, NO_TESTS)
                 and (not names or any(fnmatch.fnmatchcase(key, name) for name in names))]
         if keys:
             found[meta] = keys
@@ -46,12 +51,17 @@ def unchecked(names: list[str]) -> dict[Path, list[str]]:
 
 
 def tests_in_order(mutant: str, stats: dict) -> list[str]:
-    """mutmut's tests for the mutant's function: its module's own test file first, then each part fastest first."""
+    """mutmut's tests for the mutant's function: its module's own test file first, then each part fastest first.
+
+    A function mutmut mapped no test to gets its module's own test file (see `unchecked`).
+    """
     function = mutant.rsplit("__mutmut_", 1)[0]
     own_file = f"tests/test_{function.split('.')[2]}.py"
     durations = stats["duration_by_test"]
-    return sorted(stats["tests_by_mangled_function_name"].get(function, []),
-                  key=lambda test: (test.split("::")[0] != own_file, durations.get(test, 0.0)))
+    mapped = stats["tests_by_mangled_function_name"].get(function)
+    if not mapped:
+        return [own_file]
+    return sorted(mapped, key=lambda test: (test.split("::")[0] != own_file, durations.get(test, 0.0)))
 
 
 def start(mutant: str, tests: list[str]) -> int:
