@@ -9,7 +9,7 @@ tests all pass is a survivor, as mutmut would say. One not settled within --limi
 `mutmut show` and scripts/mutation_report.py read them.
 
 Needs mutants/ and its test mapping from a `mutmut run` (`make mutate` makes them). Usage:
-    .venv/bin/python scripts/mutation_prepass.py [--jobs 2] [--limit 40] [NAME_OR_GLOB...]
+    .venv/bin/python scripts/mutation_prepass.py [--jobs 2] [--limit 40] [--unmapped-limit 150] [NAME_OR_GLOB...]
 """
 
 import argparse
@@ -50,15 +50,19 @@ def unchecked(names: list[str]) -> dict[Path, list[str]]:
     return found
 
 
+def mapped_tests(mutant: str, stats: dict) -> list[str]:
+    """The tests mutmut traced reaching the mutant's function (none for code only a forked child runs)."""
+    return stats["tests_by_mangled_function_name"].get(mutant.rsplit("__mutmut_", 1)[0], [])
+
+
 def tests_in_order(mutant: str, stats: dict) -> list[str]:
     """mutmut's tests for the mutant's function: its module's own test file first, then each part fastest first.
 
     A function mutmut mapped no test to gets its module's own test file (see `unchecked`).
     """
-    function = mutant.rsplit("__mutmut_", 1)[0]
-    own_file = f"tests/test_{function.split('.')[2]}.py"
+    own_file = f"tests/test_{mutant.split('.')[2]}.py"
     durations = stats["duration_by_test"]
-    mapped = stats["tests_by_mangled_function_name"].get(function)
+    mapped = mapped_tests(mutant, stats)
     if not mapped:
         return [own_file]
     return sorted(mapped, key=lambda test: (test.split("::")[0] != own_file, durations.get(test, 0.0)))
@@ -94,6 +98,8 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help="mutant names or globs (default: every unchecked mutant)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
     parser.add_argument("--limit", type=float, default=40.0, help="seconds before a mutant is left to mutmut")
+    parser.add_argument("--unmapped-limit", type=float, default=150.0,
+                        help="the same for a mutant of a function mutmut mapped no test to (its module's tests fork)")
     args = parser.parse_args()
     if not STATS_FILE.exists():
         parser.error(f"no {STATS_FILE}: run `make mutate` first (it makes mutants/ and maps tests to functions)")
@@ -105,17 +111,18 @@ def main() -> int:
     for module in PRELOADED:
         __import__(module)
     print(f"{len(todo)} unchecked mutants, {args.jobs} at a time, {args.limit:g} s each at most", flush=True)
-    running: dict[int, tuple[Path, str, float]] = {}
+    running: dict[int, tuple[Path, str, float, float]] = {}
     counts = {"killed": 0, "survived": 0, "left to mutmut": 0}
     while todo or running:
         while todo and len(running) < args.jobs:
             meta, mutant = todo.pop(0)
-            running[start(mutant, tests_in_order(mutant, stats))] = (meta, mutant, time.monotonic())
+            limit = args.limit if mapped_tests(mutant, stats) else args.unmapped_limit
+            running[start(mutant, tests_in_order(mutant, stats))] = (meta, mutant, time.monotonic(), limit)
         time.sleep(0.05)
-        for pid, (meta, mutant, began) in list(running.items()):
+        for pid, (meta, mutant, began, limit) in list(running.items()):
             done, status = os.waitpid(pid, os.WNOHANG)
             seconds = time.monotonic() - began
-            if not done and seconds > args.limit:
+            if not done and seconds > limit:
                 os.killpg(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             elif not done:
