@@ -13,7 +13,7 @@ Python, holding the GIL, on the first batch.
 """
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -29,6 +29,7 @@ OffsetTable = tuple[np.ndarray, np.ndarray]
 """New York's UTC-offset table: (instants, offsets), as local_time.utc_offset_table builds it."""
 FIRST_YEAR, END_YEAR = 2009, 2100
 EXAMPLE = "2013-07-06 17:18:00"
+MIDNIGHT = time(0)
 
 
 class RideTimeError(ValueError):
@@ -38,12 +39,13 @@ class RideTimeError(ValueError):
 def parse_pickup_datetime(text: str) -> int:
     """UTC epoch seconds of a pickup time string (see the module docstring for the rules)."""
     utc = text.endswith(UTC_SUFFIX)
+    written = text.removesuffix(UTC_SUFFIX)
     try:
-        moment = datetime.fromisoformat(text.removesuffix(UTC_SUFFIX) if utc else text)
+        moment = datetime.fromisoformat(written)
     except ValueError:
         raise RideTimeError(f"not a date and time: {quoted(text)} (expected e.g. {quoted(EXAMPLE)})") from None
-    if not (moment.hour or moment.minute or moment.second or moment.microsecond):
-        _refuse_a_date_alone(text.removesuffix(UTC_SUFFIX) if utc else text)
+    if moment.time() == MIDNIGHT:  # the only time a date alone parses to
+        _refuse_a_date_alone(written)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc if utc else NEW_YORK)
     elif utc:
