@@ -2,6 +2,7 @@
 
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -139,6 +140,22 @@ def test_the_offset_table_starts_on_new_year_utc_and_changes_at_the_exact_second
     expected = [int(datetime.fromisoformat(t).replace(tzinfo=UTC).timestamp()) for t in utc]
     assert instants.dtype == offsets.dtype == np.int64
     assert instants.tolist() == expected and offsets.tolist() == [-5 * 3600, -4 * 3600, -5 * 3600, -4 * 3600, -5 * 3600]
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Lord_Howe", "America/St_Johns", "Asia/Tehran",
+                                  "America/Santiago"])
+def test_every_offset_change_in_the_table_is_at_its_exact_second(zone):
+    """Each entry starts where the zone's offset really changes, to the second, and holds the offset from then on:
+    zones whose changes fall at other times of day than New York's (half-hour shifts, midnight changes) included."""
+    instants, offsets = local_time.utc_offset_table(zone)
+    tz = ZoneInfo(zone)
+
+    def offset_at(t: int) -> int:
+        return int(datetime.fromtimestamp(t, tz).utcoffset().total_seconds())
+
+    assert len(instants) > 10
+    for instant, offset, before in zip(instants[1:].tolist(), offsets[1:].tolist(), offsets[:-1].tolist(), strict=True):
+        assert (offset_at(instant - 1), offset_at(instant)) == (before, offset), (zone, instant)
 
 
 def test_rate_change_flag_switches_at_new_york_midnight_on_2012_09_04():

@@ -1,11 +1,12 @@
 """Long trips: fares keep growing with distance out to the edge of the area, past the longest training trips."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from taxifare.model import geometry
 from taxifare.model.loading import loads
-from taxifare.model.long_trips import LongTrips
+from taxifare.model.long_trips import LongTrips, cut_rides
 
 MIDTOWN = geometry.LANDMARKS["midtown"]
 DISTANCES_KM = (10.0, 20.0, 30.0, 40.0)
@@ -71,6 +72,35 @@ def test_a_long_ride_alone_and_in_a_batch_get_the_same_fare(model):
     batch = model.predict(rides)
     alone = [model.predict({name: values[[i]] for name, values in rides.items()})[0] for i in range(4)]
     np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-9)
+
+
+def test_long_rides_cost_the_same_from_lists_numpy_columns_or_a_dataframe(model):
+    """FareModel takes a DataFrame or a dict of columns (numpy arrays or lists): the floor reprices the long rides'
+    cut copies from whichever it was given."""
+    rides = ride_along(234, [5.0, 25.0, 35.0, 45.0])
+    expected = model.predict(rides)
+    as_lists = {name: [str(v) for v in values] if name == "pickup_datetime" else values.tolist()
+                for name, values in rides.items()}
+    np.testing.assert_allclose(model.predict(as_lists), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(model.predict(pd.DataFrame(rides)), expected, rtol=0, atol=1e-9)
+
+
+def test_cut_rides_keep_each_column_as_it_came():
+    """A pandas column stays one with its dtype (a zone-aware time is not turned into Python objects); lists
+    become arrays; only the dropoff moves."""
+    when = pd.Series(pd.to_datetime(["2013-07-06 17:18", "2013-07-06 18:00", "2014-01-01 09:00"], utc=True))
+    rides = pd.DataFrame({"pickup_datetime": when, "pickup_longitude": [-73.98, -73.98, -73.9],
+                          "pickup_latitude": [40.75, 40.75, 40.7], "dropoff_longitude": [-73.58, -73.78, -73.5],
+                          "dropoff_latitude": [40.95, 40.85, 41.1], "passenger_count": [1, 2, 3]})
+    rows = np.array([True, False, True])
+    cut = cut_rides(rides, rows, np.array([0.5, 0.25]))
+    assert isinstance(cut["pickup_datetime"], pd.Series) and cut["pickup_datetime"].dtype == when.dtype
+    assert cut["pickup_datetime"].tolist() == [when[0], when[2]]
+    np.testing.assert_allclose(cut["dropoff_longitude"], [-73.78, -73.9 + 0.4 * 0.25])
+    np.testing.assert_allclose(cut["dropoff_latitude"], [40.85, 40.7 + 0.4 * 0.25])
+    listed = cut_rides({name: rides[name].tolist() for name in rides.columns}, rows, np.array([0.5, 0.25]))
+    assert isinstance(listed["passenger_count"], np.ndarray) and listed["passenger_count"].tolist() == [1, 3]
+    assert listed["pickup_latitude"].tolist() == [40.75, 40.7]
 
 
 @pytest.mark.parametrize(("change", "message"), [
