@@ -50,8 +50,9 @@ def test_a_time_without_seconds_is_accepted_like_fromisoformat():
 def test_a_date_alone_is_refused_asking_for_the_time(day):
     with pytest.raises(RideTimeError) as refused:
         parse_pickup_datetime(day)
-    assert str(refused.value) == (f'a date without a time: "{day.removesuffix(" UTC")}" (fares depend on the hour: '
-                                  'add it, e.g. "2013-07-06 00:00:00")')
+    suffix = " UTC" if day.endswith(" UTC") else ""  # kept in the example: the caller meant UTC
+    assert str(refused.value) == (f'a date without a time: "{day}" (fares depend on the hour: '
+                                  f'add it, e.g. "2013-07-06 00:00:00{suffix}")')
 
 
 @pytest.mark.parametrize("midnight", ["2013-07-06 00:00:00", "2013-07-06T00:00", "2013-07-06T00",
@@ -91,6 +92,18 @@ def test_the_year_range_applies_to_the_year_as_written():
 def test_errors_quote_the_input_and_an_example():
     with pytest.raises(RideTimeError, match='not a date and time: "soon" \\(expected e.g. "2013-07-06 17:18:00"\\)'):
         parse_pickup_datetime("soon")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("2013-07-06T17:18:00Z UTC", 'two time zones in "2013-07-06T17:18:00Z UTC"'),
+    ("2013-07-06 17:18:00-04:00 UTC", 'two time zones in "2013-07-06 17:18:00-04:00 UTC"'),
+    ("2008-12-31 23:59:59", 'out of range: "2008-12-31 23:59:59" (rides from 2009 to 2099 are priced)'),
+])
+def test_each_refusal_quotes_the_time_as_written(text, message):
+    """Two time zones and years out of range, word for word (a date alone has its own test above)."""
+    with pytest.raises(RideTimeError) as refused:
+        parse_pickup_datetime(text)
+    assert str(refused.value) == message
 
 
 def test_without_an_offset_table_batches_are_left_to_the_one_by_one_parser():

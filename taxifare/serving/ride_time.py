@@ -45,7 +45,7 @@ def parse_pickup_datetime(text: str) -> int:
     except ValueError:
         raise RideTimeError(f"not a date and time: {quoted(text)} (expected e.g. {quoted(EXAMPLE)})") from None
     if moment.time() == MIDNIGHT:  # the only time a date alone parses to
-        _refuse_a_date_alone(written)
+        _refuse_a_date_alone(written, text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc if utc else NEW_YORK)
     elif utc:
@@ -55,14 +55,17 @@ def parse_pickup_datetime(text: str) -> int:
     return int(moment.timestamp())
 
 
-def _refuse_a_date_alone(text: str) -> None:
-    """A midnight that was not written ("2013-07-06", "20130706", "2013-W27-6"): ask for the time."""
+def _refuse_a_date_alone(written: str, text: str) -> None:
+    """A midnight that was not written ("2013-07-06", "20130706", "2013-W27-6"): ask for the time.
+
+    `written` is `text` without its " UTC": the example keeps the suffix the caller sent.
+    """
     try:
-        day = date.fromisoformat(text)
+        day = date.fromisoformat(written)
     except ValueError:
         return  # a time was written: midnight is what the caller said
     raise RideTimeError(f"a date without a time: {quoted(text)} (fares depend on the hour: add it, e.g. "
-                        f"{quoted(f'{day.isoformat()} 00:00:00')})")
+                        f"{quoted(f'{day.isoformat()} 00:00:00{text.removeprefix(written)}')})")
 
 
 def parse_pickup_datetimes(texts: list[str], new_york: OffsetTable | None) -> np.ndarray | None:
