@@ -75,14 +75,16 @@ def test_a_long_ride_alone_and_in_a_batch_get_the_same_fare(model):
 
 
 def test_long_rides_cost_the_same_from_lists_numpy_columns_or_a_dataframe(model):
-    """FareModel takes a DataFrame or a dict of columns (numpy arrays or lists): the floor reprices the long rides'
-    cut copies from whichever it was given."""
+    """FareModel takes a DataFrame or a dict of columns (numpy arrays or lists, numbers or their text): the floor
+    reprices the long rides' cut copies from whichever it was given."""
     rides = ride_along(234, [5.0, 25.0, 35.0, 45.0])
     expected = model.predict(rides)
     as_lists = {name: [str(v) for v in values] if name == "pickup_datetime" else values.tolist()
                 for name, values in rides.items()}
     np.testing.assert_allclose(model.predict(as_lists), expected, rtol=0, atol=1e-9)
     np.testing.assert_allclose(model.predict(pd.DataFrame(rides)), expected, rtol=0, atol=1e-9)
+    as_text = {name: [str(v) for v in values] for name, values in rides.items()}  # numbers as a CSV reader left them
+    np.testing.assert_allclose(model.predict(as_text), expected, rtol=0, atol=1e-9)
 
 
 def test_cut_rides_keep_each_column_as_it_came():
