@@ -3,9 +3,9 @@
 mutmut runs each mutant's tests (the selected tests that reach its function) fastest first. On the request path a
 function is reached by 130-350 tests, and the test that kills a mutant is usually one of its own module's, far down
 that order: a kill costs ~40 s there. This runs the same mutants (mutmut's trampolines in mutants/) against the same
-tests, the mutated module's own test file first, stopping at the first failure: a kill takes ~10 s. A mutant whose
-tests all pass is a survivor, as mutmut would say. One not settled within --limit seconds is left unchecked for
-`mutmut run`, which then only has those. Verdicts go into mutants/'s result files, where `mutmut results`,
+tests, the mutated module's own tests first (test_MODULE.py, then the files that import it), stopping at the first
+failure: a kill takes ~10 s. A mutant whose tests all pass is a survivor, as mutmut would say. One not settled
+within --limit seconds is left unchecked for `mutmut run`, which then only has those. Verdicts go into mutants/'s result files, where `mutmut results`,
 `mutmut show` and scripts/mutation_report.py read them.
 
 Needs mutants/ and its test mapping from a `mutmut run` (`make mutate` makes them). Usage:
@@ -14,8 +14,10 @@ Needs mutants/ and its test mapping from a `mutmut run` (`make mutate` makes the
 
 import argparse
 import fnmatch
+import functools
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -55,17 +57,36 @@ def mapped_tests(mutant: str, stats: dict) -> list[str]:
     return stats["tests_by_mangled_function_name"].get(mutant.rsplit("__mutmut_", 1)[0], [])
 
 
-def tests_in_order(mutant: str, stats: dict) -> list[str]:
-    """mutmut's tests for the mutant's function: its module's own test file first, then each part fastest first.
+@functools.cache
+def importing_files(module: str) -> frozenset[str]:
+    """Test files that import the module by name (`from taxifare.model import trees`, `taxifare.model.trees`):
+    where its own tests live, whatever the file is called (local_time's are in test_features.py)."""
+    package, _, name = module.rpartition(".")
+    imports = re.compile(rf"^\s*(from {re.escape(package)} import [^\n]*\b{name}\b|.*\b{re.escape(module)}\b)",
+                         re.MULTILINE)
+    return frozenset(f"tests/{path.name}" for path in (MUTANTS / "tests").glob("test_*.py")
+                     if imports.search(path.read_text()))
 
-    A function mutmut mapped no test to gets its module's own test file (see `unchecked`).
+
+def tests_in_order(mutant: str, stats: dict) -> list[str]:
+    """mutmut's tests for the mutant's function: its module's own test files first, then each part fastest first.
+
+    Own: tests/test_MODULE.py, then the other files that import the module. A function mutmut mapped no test to
+    gets its module's own test file (see `unchecked`).
     """
-    own_file = f"tests/test_{mutant.split('.')[2]}.py"
+    module = re.match(r"(.*?)\.x[_ǁ]", mutant)[1]  # mutmut's names: MODULE.x_FUNCTION or MODULE.xǁCLASSǁMETHOD
+    own_file = f"tests/test_{module.rpartition('.')[2]}.py"
     durations = stats["duration_by_test"]
     mapped = mapped_tests(mutant, stats)
     if not mapped:
         return [own_file]
-    return sorted(mapped, key=lambda test: (test.split("::")[0] != own_file, durations.get(test, 0.0)))
+    importing = importing_files(module)
+
+    def rank(test: str) -> tuple:
+        file = test.split("::")[0]
+        return file != own_file, file not in importing, durations.get(test, 0.0)
+
+    return sorted(mapped, key=rank)
 
 
 def start(mutant: str, tests: list[str]) -> int:
