@@ -108,3 +108,20 @@ def test_check_writable_without_credentials_says_how_to_get_them(monkeypatch, tm
     with pytest.raises(storage.NoCredentials) as refused:
         storage.check_writable(f"gs://{BUCKET}/models/")
     assert str(refused.value) == f"no Google credentials to access gs://{BUCKET}/models/: {storage.CREDENTIALS_HINT}"
+
+
+@pytest.mark.parametrize("where", ["local", "gcs"])
+def test_read_bytes_takes_an_object_of_exactly_the_cap_and_refuses_one_byte_more(gcs, tmp_path, where):
+    """MODEL_MAX_BYTES is the largest model file served, inclusive: the cap, not one byte before it."""
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    if where == "gcs":
+        gcs.create_bucket(BUCKET)
+        uri = f"gs://{BUCKET}/models/model.joblib"
+        gcs.upload(uri, data)
+    else:
+        uri = str(tmp_path / "model.joblib")
+        Path(uri).write_bytes(data)
+    assert storage.read_bytes(uri, max_bytes=len(data)) == data
+    with pytest.raises(storage.ObjectTooLarge) as refused:
+        storage.read_bytes(uri, max_bytes=len(data) - 1)
+    assert str(refused.value) == f"{uri} is over the 10,239-byte limit"

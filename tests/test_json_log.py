@@ -45,11 +45,11 @@ def test_severity_is_error_for_our_faults_and_warning_for_refusals(status, level
 def test_a_request_line_has_cloud_loggings_fields_and_no_query_string(capsys):
     log_request(request("/predict?pickup_latitude=40.78", headers={"User-Agent": "curl/8.5"}), 200, 0.0012345,
                 "v1", 3)
-    assert lines(capsys) == [{
-        "severity": "INFO", "message": "GET /predict 200",
-        "httpRequest": {"requestMethod": "GET", "requestUrl": "/predict", "status": 200, "latency": "0.001234s",
-                        "userAgent": "curl/8.5"},
-        "model_version": "v1", "rows": 3}]
+    expected = {"severity": "INFO", "message": "GET /predict 200",
+                "httpRequest": {"requestMethod": "GET", "requestUrl": "/predict", "status": 200,
+                                "latency": "0.001234s", "userAgent": "curl/8.5"},
+                "model_version": "v1", "rows": 3}
+    assert capsys.readouterr().out == json.dumps(expected, separators=(",", ":")) + "\n"  # compact: one short line
 
 
 def test_a_refused_request_line_carries_its_error_and_no_model(capsys):
@@ -73,6 +73,7 @@ def test_a_client_chosen_path_and_user_agent_are_cut_to_their_limits(capsys):
     (f"{TRACE}/1;o=1", "my-project", f"projects/my-project/traces/{TRACE}"),
     (f"{TRACE}/1;o=1", None, TRACE),
     (TRACE, "my-project", f"projects/my-project/traces/{TRACE}"),
+    (f"{TRACE}/1/2;o=1", None, TRACE),  # malformed, a slash too many: the trace id still ends at the first
     ("t" * 1000, None, truncate("t" * 1000, MAX_HEADER_CHARS)),
 ])
 def test_the_trace_groups_the_line_under_its_request(monkeypatch, header, project, expected):
