@@ -1,6 +1,7 @@
 """Reading training data from and uploading models to GCS, against a real fake-gcs-server."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,24 @@ def test_read_bytes_takes_an_object_of_exactly_the_cap_and_refuses_one_byte_more
     with pytest.raises(storage.ObjectTooLarge) as refused:
         storage.read_bytes(uri, max_bytes=len(data) - 1)
     assert str(refused.value) == f"{uri} is over the 10,239-byte limit"
+
+
+@pytest.mark.timeout(20)  # a FIFO opened for reading without O_NONBLOCK would wait for a writer: fail, not hang
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_read_bytes_refuses_what_is_not_a_regular_file_at_once_naming_it(tmp_path, kind):
+    path = tmp_path / "model.joblib"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    with pytest.raises((IsADirectoryError, storage.NotARegularFile)) as refused:
+        storage.read_bytes(str(path))
+    assert str(refused.value) == (f"{path} is a directory" if kind == "directory" else f"{path} is not a regular file")
+
+
+def test_read_bytes_past_its_deadline_says_which_file_took_too_long(tmp_path):
+    path = tmp_path / "model.joblib"
+    path.write_bytes(b"x" * 100)
+    with pytest.raises(TimeoutError) as late:
+        storage.read_bytes(str(path), timeout=-1)
+    assert str(late.value) == f"reading {path} took longer than its deadline"

@@ -117,6 +117,21 @@ def test_one_ride_is_looked_up_as_a_batch_is(points):
     assert area.all_inside(twice) is expected
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_batch_is_inside_only_if_every_ride_is(n):
+    """Each ride of a small batch is looked at, whichever one is outside (a batch of one has its own path)."""
+    cells = np.zeros((4, 4), dtype=bool)
+    cells[1:3, 1:3] = True  # inside: longitude -73.9 to -73.7, latitude 40.2 to 40.6
+    area = ServiceArea(-74.0, 40.0, 0.1, 0.2, cells)
+    inside, outside = (-73.85, 40.3), (-73.5, 40.3)
+    for odd_one in range(n):
+        points = [outside if i == odd_one else inside for i in range(n)]
+        rides = {"pickup_longitude": np.array([p[0] for p in points]), "pickup_latitude": np.array([p[1] for p in points]),
+                 "dropoff_longitude": np.full(n, inside[0]), "dropoff_latitude": np.full(n, inside[1])}
+        assert area.all_inside(rides) is False
+        assert area.all_inside({**rides, "pickup_longitude": np.full(n, inside[0])}) is True
+
+
 def ring_cell(row: int, column: int) -> np.ndarray:
     """A 4x4 grid with one inside cell in the middle and one at (row, column)."""
     cells = np.zeros((4, 4), dtype=bool)
