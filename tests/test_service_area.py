@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from taxifare.model import geometry, places
 from taxifare.model.loading import loads
-from taxifare.model.service_area import ServiceArea
+from taxifare.model.service_area import ServiceArea, _encloses, _rings
 from taxifare.training.area_from_rides import BOOTCAMP_BOX
 from tests.test_api import RIDE, query
 
@@ -90,10 +90,14 @@ def test_contains_reads_the_cell_of_each_point():
     cells[1, 1] = cells[2, 2] = True  # the outer ring stays outside: points off the grid land there
     area = ServiceArea(-74.0, 40.0, 0.1, 0.2, cells)
     area.check()
-    lon = np.array([-73.81, -73.85, -73.75, -73.85, -73.75, -73.71, -74.5, -73.0, np.nan, -73.85])
-    lat = np.array([40.21, 40.3, 40.3, 40.5, 40.59, 40.5, 40.3, 40.3, 40.3, np.inf])
-    np.testing.assert_array_equal(area.contains(lon, lat),
-                                  [True, True, False, False, True, True, False, False, False, False])
+    lon = np.array([-73.81, -73.85, -73.75, -73.85, -73.75, -73.71, -74.5, -73.0, np.nan, -73.85, -73.0, -73.75])
+    lat = np.array([40.21, 40.3, 40.3, 40.5, 40.59, 40.5, 40.3, 40.3, 40.3, np.inf, 40.5, 41.5])
+    inside = [True, True, False, False, True, True, False, False, False, False, False, False]  # the last two: east
+    np.testing.assert_array_equal(area.contains(lon, lat), inside)  # and north of the grid, beside an inside cell
+    for one in range(len(lon)):  # one ride at a time takes the Python-float path: the same cells
+        ride = {"pickup_longitude": lon[[one]], "pickup_latitude": lat[[one]],
+                "dropoff_longitude": np.array([-73.85]), "dropoff_latitude": np.array([40.3])}
+        assert area.all_inside(ride) is inside[one], (lon[one], lat[one])
 
 
 NOT_NUMBERS = st.sampled_from([np.nan, np.inf, -np.inf])
@@ -258,6 +262,18 @@ def test_the_geojson_outline_holds_exactly_the_inside_cells(cells):
     lats = [lat for polygon in coordinates for ring in polygon for _, lat in ring]
     assert area.bounds() == (min(lons), min(lats), max(lons), max(lats))
     assert json.loads(json.dumps(feature)) == feature
+
+
+@settings(max_examples=150, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 7), st.integers(1, 7))).filter(lambda cells: cells.any()))
+@example(NESTED)
+@example(SIDE_BY_SIDE)
+def test_each_traced_ring_encloses_exactly_the_cell_centres_inside_it(cells):
+    """The ray test that gives each hole to the ring around it, against the even-odd rule on every cell centre."""
+    for ring in _rings(cells):
+        for row, column in np.ndindex(cells.shape):
+            x, y = column + 0.5, row + 0.5
+            assert bool(_encloses(ring, x, y)) == ring_contains([ring], x, y), (ring, x, y)
 
 
 # --- the API ------------------------------------------------------------------------------------
