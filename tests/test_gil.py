@@ -83,6 +83,8 @@ def test_position_right_is_searchsorted_right_on_numbers(edges, n):
     values[::3] = edges[rng.integers(0, len(edges), len(values[::3]))]  # ties: right of equal edges
     values[1:2] = np.nan  # after every edge, as searchsorted sorts NaN
     np.testing.assert_array_equal(position_right(edges, values), np.searchsorted(edges, values, side="right"))
+    pairs = np.stack([values, values[::-1]])  # a ride's two ends at once: any shape, as searchsorted
+    np.testing.assert_array_equal(position_right(edges, pairs), np.searchsorted(edges, pairs, side="right"))
 
 
 @pytest.mark.parametrize("n", [1, 2, 1000])
