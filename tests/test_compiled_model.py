@@ -240,6 +240,12 @@ def test_depths_from_0_to_64_pass_the_check(model, depth):
     dataclasses.replace(model.fares[0], depth=depth).check(len(model.feature_names()))
 
 
+def test_a_node_one_training_row_reached_passes_the_check(model):
+    ensemble = model.fares[0]
+    one_row = np.where(np.arange(len(ensemble.cover)) == 3, 1.0, ensemble.cover)
+    dataclasses.replace(ensemble, cover=one_row).check(len(model.feature_names()))
+
+
 def test_rides_are_priced_by_the_segment_their_route_feature_falls_in(model, valid_rides):
     rides = valid_rides.drop(columns="fare_amount").iloc[:400]
     ensemble = model.fares[1]
