@@ -1,6 +1,7 @@
 """Ride features: distances that match the map, local time that matches New York's clocks."""
 
 import time
+import warnings
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -113,6 +114,46 @@ def test_places_are_told_apart(place, point, manhattan, new_jersey):
 def test_hour_is_new_york_local_across_dst_changes(utc, local_hour, local_minute):
     hour = features_by_name(rides(utc))["hour"][0]
     assert hour == pytest.approx(local_hour + local_minute / 60, abs=1 / 60)
+
+
+@pytest.mark.parametrize(("lon1", "lat1", "lon2", "lat2"), [(-73.95, 40.78, -73.98, 40.77),
+                                                        (-73.78, 40.64, -74.17, 40.69), (-74.0, 40.7, -74.0, 40.7)])
+def test_the_midpoints_frames_are_halfway_between_the_ends(lon1, lat1, lon2, lat2):
+    """Each frame is a rotation, which is linear: the route's midpoint sits halfway between the ends in every frame."""
+    features = trip_features(lon1, lat1, lon2, lat2)
+    angles = [name.removeprefix("midpoint_frame_") for name in features if name.startswith("midpoint_frame_")]
+    assert len(angles) == 10
+    for angle in angles:
+        halfway = (features[f"pickup_frame_{angle}"] + features[f"dropoff_frame_{angle}"]) / 2
+        assert features[f"midpoint_frame_{angle}"] == pytest.approx(halfway, abs=1e-9), angle
+
+
+def test_every_kind_of_time_column_gives_the_same_utc_seconds_without_a_warning():
+    """numpy datetime64 of any unit, pandas naive (UTC, the data's convention) or zone-aware, and Kaggle strings:
+    the same int64 epoch seconds, read as datetimes (no string round trip, which numpy warns about for zones)."""
+    expected = np.array([1373131080, 1388534400], dtype=np.int64)  # 2013-07-06 17:18:00 UTC, 2014-01-01 00:00:00 UTC
+    naive = pd.Series(pd.to_datetime(["2013-07-06 17:18:00", "2014-01-01 00:00:00"]))
+    columns = {
+        "numpy seconds": naive.to_numpy(dtype="datetime64[s]"),
+        "numpy nanoseconds": naive.to_numpy(dtype="datetime64[ns]"),
+        "pandas naive": naive,
+        "pandas UTC": naive.dt.tz_localize("UTC"),
+        "pandas New York": naive.dt.tz_localize("UTC").dt.tz_convert("America/New_York"),
+        "Kaggle strings": ["2013-07-06 17:18:00 UTC", "2014-01-01 00:00:00 UTC"],
+        "ISO strings": np.array(["2013-07-06T17:18:00", "2014-01-01T00:00:00"]),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for kind, column in columns.items():
+            seconds = utc_seconds(column)
+            assert seconds.dtype == np.int64 and seconds.tolist() == expected.tolist(), kind
+
+
+def test_a_time_column_that_is_not_times_names_the_column_and_the_format():
+    with pytest.raises(ValueError) as refused:
+        utc_seconds(["2013-07-06 17:18:00 UTC", "soon"])
+    assert str(refused.value).startswith(
+        "pickup_datetime: expected UTC times like '2013-07-06 21:18:00 UTC' (Error parsing datetime string \"soon\"")
 
 
 def test_local_calendar_matches_pandas_on_random_instants():
