@@ -77,6 +77,15 @@ def test_axes_are_unit_vectors_at_compass_bearings():
                                [[0, 1, 0, np.sin(avenue)], [1, 0, -1, np.cos(avenue)]], atol=1e-12)
 
 
+@pytest.mark.parametrize(("point", "new_jersey"), [
+    ((-74.025, 40.70), 0), ((-74.02500001, 40.70), 1),  # on the longitude: not yet west of it
+    ((-74.10, 40.64), 0), ((-74.10, 40.64000001), 1),  # on the latitude: not yet north of it
+])
+def test_new_jersey_starts_strictly_west_and_north_of_its_corner(point, new_jersey):
+    """The corner's own lines belong to the city side (module docstring of NEW_JERSEY: west of, north of)."""
+    assert trip_features(*point, *TIMES_SQUARE)["pickup_in_new_jersey"] == new_jersey
+
+
 def test_landmarks_in_whole_degrees_make_a_valid_map():
     """Landmarks given as ints (a caller's own places) are kept as float64 coordinates: the map passes its check."""
     features = RideFeatureMap.build(landmarks={"north": (-74, 41), "south": (-73, 40)})
