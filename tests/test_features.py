@@ -86,6 +86,41 @@ def test_new_jersey_starts_strictly_west_and_north_of_its_corner(point, new_jers
     assert trip_features(*point, *TIMES_SQUARE)["pickup_in_new_jersey"] == new_jersey
 
 
+def test_the_first_features_are_the_ride_as_given_then_its_distances():
+    """Coordinates and passengers pass through as float64; grid_ratio is the street-grid distance over the
+    straight one (plus 50 m, so a ride that goes nowhere has a finite ratio)."""
+    ride = trip_features(-73.78, 40.64, -74.17, 40.69)  # JFK to Newark airport
+    assert [ride[name] for name in ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude",
+                                    "passenger_count")] == [-73.78, 40.64, -74.17, 40.69, 1.0]
+    assert ride["grid_ratio"] == pytest.approx(ride["grid_km"] / (ride["trip_km"] + 0.05), rel=1e-12)
+    assert 1.0 < ride["grid_ratio"] < 1.5  # a grid route is longer than the straight line, by at most sqrt(2)
+
+
+MAP_FLAWS = {  # a change to the default map -> its refusal, word for word
+    "instants int32": ({"offset_instants": np.zeros(3, dtype=np.int32)}, "offset_instants must be a 1-d int64 array"),
+    "offsets float": ({"offsets": np.zeros(3)}, "offsets must be a 1-d int64 array"),
+    "points 1-d": ({"landmark_points": np.zeros(3)}, "landmark_points must be a 2-d float64 array"),
+    "table lengths": ({"offsets": np.zeros(2, dtype=np.int64)}, "offset table: instants and offsets differ in length"),
+    "empty table": ({"offsets": np.zeros(0, dtype=np.int64), "offset_instants": np.zeros(0, dtype=np.int64)},
+                    "offset table: instants and offsets differ in length"),
+    "names a list": ({"landmark_names": ["jfk"]}, "landmark_names must be a tuple of strings"),
+    "a name not text": ({"landmark_names": ("jfk", 2)}, "landmark_names must be a tuple of strings"),
+    "points per name": ({"landmark_points": np.zeros((1, 2))},
+                        "landmark_points must hold one (longitude, latitude) per landmark"),
+}
+
+
+@pytest.mark.parametrize("flaw", MAP_FLAWS)
+def test_a_malformed_feature_map_is_refused_saying_what_is_wrong(flaw):
+    change, message = MAP_FLAWS[flaw]
+    base = RideFeatureMap.build(landmarks={"jfk": (-73.78, 40.64), "ewr": (-74.17, 40.69)})
+    fields = {"offset_instants": np.zeros(3, dtype=np.int64), "offsets": np.zeros(3, dtype=np.int64),
+              "landmark_names": base.landmark_names, "landmark_points": base.landmark_points, **change}
+    with pytest.raises(ValueError) as refused:
+        RideFeatureMap(**fields).check()
+    assert str(refused.value) == message
+
+
 def test_landmarks_in_whole_degrees_make_a_valid_map():
     """Landmarks given as ints (a caller's own places) are kept as float64 coordinates: the map passes its check."""
     features = RideFeatureMap.build(landmarks={"north": (-74, 41), "south": (-73, 40)})
