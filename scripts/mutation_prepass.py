@@ -5,8 +5,8 @@ function is reached by 130-350 tests, and the test that kills a mutant is usuall
 that order: a kill costs ~40 s there. This runs the same mutants (mutmut's trampolines in mutants/) against the same
 tests, the mutated module's own tests first (test_MODULE.py, then the files that import it), stopping at the first
 failure: a kill takes ~10 s. A mutant whose tests all pass is a survivor, as mutmut would say. One not settled
-within --limit seconds is left unchecked for `mutmut run`, which then only has those. Verdicts go into mutants/'s result files, where `mutmut results`,
-`mutmut show` and scripts/mutation_report.py read them.
+within --limit seconds is left unchecked for `mutmut run`, which then only has those. Verdicts go into mutants/'s
+result files, where `mutmut results`, `mutmut show` and scripts/mutation_report.py read them.
 
 Needs mutants/ and its test mapping from a `mutmut run` (`make mutate` makes them). Usage:
     .venv/bin/python scripts/mutation_prepass.py [--jobs 2] [--limit 40] [--unmapped-limit 150] [NAME_OR_GLOB...]
