@@ -161,6 +161,7 @@ def test_object_deleted_while_warm_keeps_serving(monkeypatch, bucket):
 
 def test_storage_down_at_cold_start_is_503_then_recovers(monkeypatch, gcs, model_bytes, metadata):
     gcs.stop()
+    monkeypatch.setenv("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "2")  # refused connections are retried until this deadline
     client = make_client(monkeypatch, MODEL_URI)
     assert_unavailable(client.get(PREDICT), "storage error")
     revived = GcsEmulator(port=gcs.port).start()
