@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from taxifare.model import loading
 from taxifare.model.loading import METADATA_FILE, MODEL_FILE
 from tests.conftest import make_client
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator, TricklingProxy
@@ -457,3 +458,29 @@ def test_a_refused_model_file_keeps_its_cause_in_the_log_and_out_of_the_answer(m
     assert "truncated" not in response.get_data(as_text=True)
     logged = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "model unavailable" in line)
     assert logged["detail"] == "UnpicklingError('pickle data was truncated')"
+
+
+def test_a_bug_while_loading_is_a_plain_503_logged_with_its_traceback_then_retried(monkeypatch, model_path, capsys):
+    """Not a known failure (storage, a refused file) but a fault in our own code: callers get the safe reason, the
+    operator the traceback, and the store retries after its backoff like any failure instead of dying."""
+    real_loads, calls = loading.loads, []
+
+    def buggy_once(data: bytes):
+        calls.append(len(data))
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the loader")
+        return real_loads(data)
+
+    monkeypatch.setattr(loading, "loads", buggy_once)
+    client = make_client(monkeypatch, model_path)
+    response = client.get(PREDICT)
+    assert_unavailable(response, "model could not be loaded (server error)")
+    assert response.headers["Retry-After"] == "1" and "a bug" not in response.get_data(as_text=True)
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    bug, failure, answered = (entry for entry in logged if entry["severity"] == "ERROR")
+    assert bug["message"].startswith(f"unexpected error loading the model from {model_path}\nTraceback")
+    assert "RuntimeError: a bug in the loader" in bug["message"]
+    assert failure["message"] == "model unavailable: model could not be loaded (server error)"
+    assert (failure["detail"], failure["failures"], failure["retry_in_seconds"]) == ("", 1, 1.0)
+    assert answered["httpRequest"]["status"] == 503  # the request's own line
+    assert wait_for(client, PREDICT, 200, timeout=10).status_code == 200 and len(calls) == 2
