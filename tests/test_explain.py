@@ -22,6 +22,7 @@ from taxifare.model.features import GROUPS, RideFeatureMap
 from taxifare.model.loading import loads
 from taxifare.model.schema import START_FARE
 from taxifare.model.tree_shap import leaf_paths
+from taxifare.model.trees import TreeEnsemble, TreeNodes
 from taxifare.training.artifacts import PIPELINE_FILE, load_pipeline
 from tests.conftest import REPO
 from tests.test_api import RIDE, fare_of, query
@@ -125,6 +126,19 @@ def test_the_cents_add_up_to_the_fare_shown_and_no_part_moves_a_cent(explained):
     assert np.abs(cents - exact).max() < 1
     first = explained.breakdowns()[0]
     assert tuple(first) == PARTS and first[BASE] == cents[0, 0] / 100
+
+
+def test_a_split_on_a_later_feature_only_gives_it_the_leaf_minus_the_cover_weighted_mean():
+    """Exact TreeSHAP of one split, by hand: the first feature, never split on, gets nothing; the split's feature
+    gets the leaf's value minus the mean of the leaves weighed by the training rows that reached them."""
+    stump = TreeNodes(feature=np.array([1, 0, 0]), threshold=np.array([0.5, 0.0, 0.0]), left=np.array([1, 0, 0]),
+                      right=np.array([2, 0, 0]), is_leaf=np.array([False, True, True]),
+                      missing_left=np.array([True, False, False]), value=np.array([0.0, 2.0, 6.0]),
+                      cover=np.array([40.0, 30.0, 10.0]), depth=1)
+    paths = leaf_paths(TreeEnsemble.from_trees([stump], baseline=10.0))
+    assert paths.expected == 10.0 + (2.0 * 30 + 6.0 * 10) / 40
+    rows = np.array([[5.0, 0.0, 7.0], [5.0, 1.0, 7.0], [5.0, np.nan, 7.0]])  # left, right, missing goes left
+    np.testing.assert_array_equal(paths.contributions(rows), [[0.0, -1.0, 0.0], [0.0, 3.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 def test_split_cents_rounds_down_then_gives_the_missing_cents_to_the_largest_remainders():
