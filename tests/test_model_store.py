@@ -444,7 +444,9 @@ def test_failed_loads_log_their_backoff_and_the_next_attempt_waits_it_out(monkey
     assert first.headers["Retry-After"] == "1"
     assert client.get(PREDICT).headers["Retry-After"] == "1"  # within the backoff: no second attempt
     time.sleep(1.05)
-    assert_unavailable(client.get(PREDICT), "not found")  # the second attempt, then two seconds of backoff
+    second = client.get(PREDICT)  # the second attempt, then two seconds of backoff
+    assert_unavailable(second, "not found")
+    assert second.headers["Retry-After"] == "2"
     failures = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "model unavailable" in line]
     assert [(entry["failures"], entry["retry_in_seconds"]) for entry in failures] == [(1, 1.0), (2, 2.0)]
 
@@ -484,3 +486,27 @@ def test_a_bug_while_loading_is_a_plain_503_logged_with_its_traceback_then_retri
     assert (failure["detail"], failure["failures"], failure["retry_in_seconds"]) == ("", 1, 1.0)
     assert answered["httpRequest"]["status"] == 503  # the request's own line
     assert wait_for(client, PREDICT, 200, timeout=10).status_code == 200 and len(calls) == 2
+
+
+def test_a_load_past_its_deadline_is_503_still_loading_then_its_model_serves(monkeypatch, model_path):
+    """A request waits for a load in flight no longer than the download deadline plus UNPICKLE_SECONDS, then gets a
+    503 to retry in a second; the same attempt's model serves as soon as it lands."""
+    from taxifare.serving import model_store
+
+    release, real_loads = threading.Event(), loading.loads
+
+    def stuck(data: bytes):
+        release.wait(10)
+        return real_loads(data)
+
+    monkeypatch.setattr(loading, "loads", stuck)
+    monkeypatch.setattr(model_store, "UNPICKLE_SECONDS", 0.2)
+    monkeypatch.setenv("MODEL_DOWNLOAD_TIMEOUT_SECONDS", "0.1")
+    client = make_client(monkeypatch, model_path)
+    started = time.monotonic()
+    response = client.get(PREDICT)
+    assert time.monotonic() - started < 1.0  # 0.3 s at most, the deadline having started at import
+    assert_unavailable(response, "model is still loading")
+    assert response.headers["Retry-After"] == "1"
+    release.set()
+    assert wait_for(client, PREDICT, 200, timeout=10).status_code == 200
