@@ -477,6 +477,7 @@ def test_a_bug_while_loading_is_a_plain_503_logged_with_its_traceback_then_retri
     client = make_client(monkeypatch, model_path)
     response = client.get(PREDICT)
     assert_unavailable(response, "model could not be loaded (server error)")
+    assert response.get_json()["details"] == {"model": "model could not be loaded (server error)"}
     assert response.headers["Retry-After"] == "1" and "a bug" not in response.get_data(as_text=True)
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     bug, failure, answered = (entry for entry in logged if entry["severity"] == "ERROR")
@@ -507,6 +508,7 @@ def test_a_load_past_its_deadline_is_503_still_loading_then_its_model_serves(mon
     response = client.get(PREDICT)
     assert time.monotonic() - started < 1.0  # 0.3 s at most, the deadline having started at import
     assert_unavailable(response, "model is still loading")
+    assert response.get_json()["details"] == {"model": "model is still loading"}
     assert response.headers["Retry-After"] == "1"
     release.set()
     assert wait_for(client, PREDICT, 200, timeout=10).status_code == 200
