@@ -4,6 +4,8 @@ import json
 import os
 import pickle
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -15,7 +17,7 @@ import pytest
 
 from taxifare.model import loading
 from taxifare.model.loading import METADATA_FILE, MODEL_FILE
-from tests.conftest import make_client
+from tests.conftest import REPO, make_client
 from tests.gcs_emulator import EMULATOR_ENV, GcsEmulator, TricklingProxy
 from tests.servers import FunctionServer
 
@@ -447,6 +449,7 @@ def test_failed_loads_log_their_backoff_and_the_next_attempt_waits_it_out(monkey
     second = client.get(PREDICT)  # the second attempt, then two seconds of backoff
     assert_unavailable(second, "not found")
     assert second.headers["Retry-After"] == "2"
+    assert client.get(PREDICT).headers["Retry-After"] == "2"  # within that backoff: what is left of it, rounded up
     failures = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "model unavailable" in line]
     assert [(entry["failures"], entry["retry_in_seconds"]) for entry in failures] == [(1, 1.0), (2, 2.0)]
 
@@ -512,3 +515,21 @@ def test_a_load_past_its_deadline_is_503_still_loading_then_its_model_serves(mon
     assert response.headers["Retry-After"] == "1"
     release.set()
     assert wait_for(client, PREDICT, 200, timeout=10).status_code == 200
+
+
+def test_a_download_in_flight_never_holds_the_process_at_exit():
+    """The loader is a daemon thread: a worker shutting down (or a script importing main) exits at once instead of
+    waiting out a hung download's deadline."""
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    env = {**os.environ, EMULATOR_ENV: f"http://127.0.0.1:{silent.getsockname()[1]}", "MODEL_URI": MODEL_URI,
+           "MODEL_DOWNLOAD_TIMEOUT_SECONDS": "30"}
+    try:
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", "import main"], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=90)
+        assert proc.returncode == 0, proc.stderr
+        assert time.monotonic() - started < 15
+    finally:
+        silent.close()
