@@ -69,12 +69,19 @@ def assert_unavailable(response, reason: str):
     assert "/work/" not in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
 
 
-def test_loads_lazily_from_gcs_with_its_metadata(monkeypatch, bucket, metadata):
+def test_loads_lazily_from_gcs_with_its_metadata(monkeypatch, bucket, metadata, model_bytes, capsys):
     bucket.publish()
     client = make_client(monkeypatch, MODEL_URI)
     assert client.get(PREDICT).status_code == 200
     assert client.get("/model").get_json() == metadata
     assert bucket.downloads(MODEL_URI) == 1
+    logged = [entry for entry in map(json.loads, capsys.readouterr().out.splitlines())
+              if entry.get("message", "").startswith("loaded model")]
+    assert len(logged) == 1 and logged[0]["severity"] == "INFO"  # the operator's record of what serves, and its cost
+    assert logged[0]["message"] == f"loaded model {metadata['model_version']} from {MODEL_URI}"
+    assert (logged[0]["model_version"], logged[0]["size_bytes"]) == (metadata["model_version"], len(model_bytes))
+    seconds = logged[0]["load_seconds"]
+    assert isinstance(seconds, float) and 0 < seconds < 60 and seconds == round(seconds, 3)
 
 
 def test_missing_object_is_503_then_serves_once_uploaded_without_restart(monkeypatch, bucket, capsys):
@@ -95,10 +102,12 @@ def test_retries_are_spaced_by_backoff_not_hammered(monkeypatch, bucket):
     assert bucket.downloads(MODEL_URI) <= 2
 
 
-def test_sha256_pin_refuses_other_bytes_and_accepts_its_own(monkeypatch, bucket, metadata):
+def test_sha256_pin_refuses_other_bytes_and_accepts_its_own(monkeypatch, bucket, metadata, capsys):
     bucket.publish()
     refused = make_client(monkeypatch, MODEL_URI, sha256="0" * 64)
     assert_unavailable(refused.get(PREDICT), "MODEL_SHA256")
+    logged = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "model unavailable" in line)
+    assert logged["detail"] == f"sha256 {metadata['sha256']}, pinned {'0' * 64}"  # which bytes came, which were pinned
     pinned = make_client(monkeypatch, MODEL_URI, sha256=metadata["sha256"])
     assert pinned.get(PREDICT).status_code == 200
 
