@@ -542,3 +542,42 @@ def test_a_download_in_flight_never_holds_the_process_at_exit():
         assert time.monotonic() - started < 15
     finally:
         silent.close()
+
+
+def test_a_fork_waits_no_longer_than_the_loads_deadline_and_the_child_loads_again(monkeypatch, model_path, capfd):
+    """A load stuck past its deadline plus UNPICKLE_SECONDS does not hold gunicorn's fork for long, and the child,
+    whose copy of that load will never finish, says so and loads again by itself."""
+    from taxifare.serving import model_store
+
+    parent, real_loads = os.getpid(), loading.loads
+
+    def stuck_in_the_parent(data: bytes):
+        if os.getpid() == parent:
+            time.sleep(2)
+        return real_loads(data)
+
+    monkeypatch.setattr(loading, "loads", stuck_in_the_parent)
+    monkeypatch.setattr(model_store, "UNPICKLE_SECONDS", 0.3)
+    store = model_store.ModelStore(model_path, download_timeout=0.2)
+    store.start_loading()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            code = 0 if store.get() is store.loaded is not None else 2
+        finally:
+            sys.stdout.flush()
+            os._exit(code)  # never back into pytest
+    forked_after = time.monotonic() - started
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert forked_after < 1.1  # the deadline plus the allowance (0.5 s), not the load's 2 s
+    until = time.monotonic() + 10
+    while store.loaded is None and time.monotonic() < until:  # the parent's own load ends too, inside this test
+        time.sleep(0.05)
+    assert store.loaded is not None
+    logged = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [entry for entry in logged if entry.get("model_uri") == model_path and entry["severity"] == "WARNING"] == [
+        {"severity": "WARNING", "message": "the model load in flight at fork outlived its deadline: loading again",
+         "model_uri": model_path}]
