@@ -135,7 +135,9 @@ def test_a_split_on_a_later_feature_only_gives_it_the_leaf_minus_the_cover_weigh
                       right=np.array([2, 0, 0]), is_leaf=np.array([False, True, True]),
                       missing_left=np.array([True, False, False]), value=np.array([0.0, 2.0, 6.0]),
                       cover=np.array([40.0, 30.0, 10.0]), depth=1)
-    paths = leaf_paths(TreeEnsemble.from_trees([stump], baseline=10.0))
+    ensemble = TreeEnsemble.from_trees([stump], baseline=10.0)
+    paths = leaf_paths(ensemble)
+    assert leaf_paths(ensemble) is paths  # built once per ensemble: explaining a ride does not rebuild the table
     assert paths.expected == 10.0 + (2.0 * 30 + 6.0 * 10) / 40
     rows = np.array([[5.0, 0.0, 7.0], [5.0, 1.0, 7.0], [5.0, np.nan, 7.0]])  # left, right, missing goes left
     np.testing.assert_array_equal(paths.contributions(rows), [[0.0, -1.0, 0.0], [0.0, 3.0, 0.0], [0.0, -1.0, 0.0]])
