@@ -31,6 +31,8 @@ MODEL_CACHE_ENV = "TAXIFARE_TEST_MODEL_CACHE"
 STATS_FILE = MUTANTS / "mutmut-stats.json"
 KILLED, SURVIVED, NO_TESTS = 1, 0, 33
 """mutmut's result codes: a test failed; every test passed; no test reaches the function (as mutmut maps them)."""
+TEST_GONE = 4
+"""pytest's usage error: here, a test that mutmut's map names no longer exists (renamed or deleted since)."""
 PRELOADED = ("numpy", "pandas", "sklearn.ensemble", "joblib", "flask", "functions_framework", "hypothesis",
              "google.cloud.storage", "pytest")
 """Imported once here, before forking: each mutant's process starts with them (never taxifare: mutants/ has its own)."""
@@ -165,6 +167,9 @@ def main() -> int:
             verdict = {KILLED: "killed", SURVIVED: "survived"}.get(code, "left to mutmut")
             counts[verdict] += 1
             print(f"{verdict:>14} {seconds:5.1f} s  {mutant}", flush=True)
+            if code == TEST_GONE:
+                print("  pytest could not find a test mutmut mapped (renamed since?): `mutmut run` on any one mutant "
+                      "remaps them", flush=True)
             if code in (KILLED, SURVIVED):
                 save(meta, mutant, code, round(seconds, 3))
     print(", ".join(f"{count} {verdict}" for verdict, count in counts.items()))
